@@ -1,0 +1,63 @@
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Type names what happened.
+type Type string
+
+// The event types. Every key administration action emits one (R2.5, R6.2).
+const (
+	KeyCreated       Type = "key.created"
+	KeyApproved      Type = "key.approved"
+	KeyActivated     Type = "key.activated"
+	KeyRotated       Type = "key.rotated" // a successor took over; the old key is retiring
+	KeyRetired       Type = "key.retired" // gone from the JWKS; its tokens are rejected
+	KeyDestroyed     Type = "key.destroyed"
+	KeyCompromised   Type = "key.compromised"
+	KeyFrozen        Type = "key.frozen"
+	KeyOverdue       Type = "key.overdue" // past its target rotation date
+	IncidentDeclared Type = "incident.declared"
+	IncidentHook     Type = "incident.hook"
+	RevokedKID       Type = "revocation.kid"
+	RevokedJTI       Type = "revocation.jti"
+	PolicyApproved   Type = "policy.approved"
+	PolicyChanged    Type = "policy.changed"
+	AccessDenied     Type = "access.denied"
+	SecretCreated    Type = "secret.created"
+	SecretRotated    Type = "secret.rotated"
+	SecretRevoked    Type = "secret.revoked"
+)
+
+// Outcome says whether the action took effect.
+type Outcome string
+
+// Outcomes.
+const (
+	Success Outcome = "success"
+	Denied  Outcome = "denied"
+	Failure Outcome = "failure"
+)
+
+// Event is one audit record. It never holds key material, secret values or
+// token strings: Details is for identifiers and settings only.
+type Event struct {
+	ID       string            `json:"id"`
+	Time     time.Time         `json:"time"`
+	Type     Type              `json:"type"`
+	Set      string            `json:"set,omitempty"`
+	KID      string            `json:"kid,omitempty"`
+	Actor    string            `json:"actor"`
+	Outcome  Outcome           `json:"outcome"`
+	Reason   string            `json:"reason,omitempty"`
+	Incident string            `json:"incident,omitempty"`
+	Details  map[string]string `json:"details,omitempty"`
+}
+
+// Sink receives audit events. An action whose event cannot be emitted does
+// not happen: callers treat a non-nil error as a veto.
+type Sink interface {
+	Emit(ctx context.Context, e Event) error
+}

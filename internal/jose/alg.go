@@ -1,0 +1,194 @@
+// Package jose holds the narrow compact-JWS code that tokenkms signs and
+// verifies with: the algorithm table, signature creation and checking on
+// crypto/*, strict base64url, and the strict top-level JSON scanner used for
+// headers and claims. Nothing outside tokenkms may import it.
+package jose
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
+	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+)
+
+// MinRSABits is the smallest RSA modulus accepted for signing or verifying.
+const MinRSABits = 2048
+
+// Alg describes one JWS signature algorithm (RFC 7518 §3, RFC 8037).
+type Alg struct {
+	Name  string
+	Hash  crypto.Hash // 0 for EdDSA, which signs the message itself
+	Curve elliptic.Curve
+	Size  int // ECDSA: the byte length of r and of s
+	Kind  KeyKind
+}
+
+// KeyKind is the type of key an algorithm works with.
+type KeyKind int
+
+// The key kinds.
+const (
+	KindEC KeyKind = iota + 1
+	KindRSAPKCS1
+	KindRSAPSS
+	KindEd25519
+)
+
+var algs = map[string]*Alg{
+	"ES256": {Name: "ES256", Hash: crypto.SHA256, Curve: elliptic.P256(), Size: 32, Kind: KindEC},
+	"ES384": {Name: "ES384", Hash: crypto.SHA384, Curve: elliptic.P384(), Size: 48, Kind: KindEC},
+	"ES512": {Name: "ES512", Hash: crypto.SHA512, Curve: elliptic.P521(), Size: 66, Kind: KindEC},
+	"RS256": {Name: "RS256", Hash: crypto.SHA256, Kind: KindRSAPKCS1},
+	"RS384": {Name: "RS384", Hash: crypto.SHA384, Kind: KindRSAPKCS1},
+	"RS512": {Name: "RS512", Hash: crypto.SHA512, Kind: KindRSAPKCS1},
+	"PS256": {Name: "PS256", Hash: crypto.SHA256, Kind: KindRSAPSS},
+	"PS384": {Name: "PS384", Hash: crypto.SHA384, Kind: KindRSAPSS},
+	"PS512": {Name: "PS512", Hash: crypto.SHA512, Kind: KindRSAPSS},
+	"EdDSA": {Name: "EdDSA", Kind: KindEd25519},
+}
+
+// Errors of this package.
+var (
+	ErrUnsupportedAlg = errors.New("jose: unsupported algorithm")
+	ErrKeyMismatch    = errors.New("jose: key does not match algorithm")
+	ErrBadSignature   = errors.New("jose: signature does not verify")
+)
+
+// Lookup returns the algorithm named name (case-sensitive, as RFC 7515 says).
+func Lookup(name string) (*Alg, bool) {
+	a, ok := algs[name]
+	return a, ok
+}
+
+// CheckKey reports whether pub is a public key this algorithm may use:
+// the right type, the right curve, RSA of at least MinRSABits.
+func (a *Alg) CheckKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if a.Kind == KindEC && k.Curve == a.Curve {
+			return nil
+		}
+	case *rsa.PublicKey:
+		if a.Kind == KindRSAPKCS1 || a.Kind == KindRSAPSS {
+			if k.N.BitLen() < MinRSABits {
+				return fmt.Errorf("%w: RSA key of %d bits, %d required", ErrKeyMismatch, k.N.BitLen(), MinRSABits)
+			}
+			return nil
+		}
+	case ed25519.PublicKey:
+		if a.Kind == KindEd25519 && len(k) == ed25519.PublicKeySize {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s with %T", ErrKeyMismatch, a.Name, pub)
+}
+
+// Digest hashes the signing input with the algorithm's hash. EdDSA has none:
+// it returns the input itself.
+func (a *Alg) Digest(signingInput []byte) []byte {
+	if a.Hash == 0 {
+		return signingInput
+	}
+	h := a.Hash.New()
+	h.Write(signingInput)
+	return h.Sum(nil)
+}
+
+// SignerOpts is what crypto.Signer.Sign takes for this algorithm.
+func (a *Alg) SignerOpts() crypto.SignerOpts {
+	switch a.Kind {
+	case KindRSAPSS:
+		return &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.Hash}
+	case KindEd25519:
+		return crypto.Hash(0)
+	}
+	return a.Hash
+}
+
+// Sign signs the JWS signing input with s and returns the JWS signature
+// bytes: r||s for ECDSA (whatever form s returns), as is otherwise.
+func (a *Alg) Sign(s crypto.Signer, signingInput []byte) ([]byte, error) {
+	if err := a.CheckKey(s.Public()); err != nil {
+		return nil, err
+	}
+	sig, err := s.Sign(rand.Reader, a.Digest(signingInput), a.SignerOpts())
+	if err != nil {
+		return nil, err
+	}
+	if a.Kind == KindEC {
+		return a.ToP1363(sig)
+	}
+	return sig, nil
+}
+
+// Verify checks a JWS signature over signingInput with pub. Any failure,
+// including a key of the wrong kind, is reported as an error; only a nil
+// error means the signature is good.
+func (a *Alg) Verify(pub crypto.PublicKey, signingInput, sig []byte) error {
+	if err := a.CheckKey(pub); err != nil {
+		return err
+	}
+	ok := false
+	switch a.Kind {
+	case KindEC:
+		if len(sig) != 2*a.Size {
+			return ErrBadSignature
+		}
+		r := new(big.Int).SetBytes(sig[:a.Size])
+		s := new(big.Int).SetBytes(sig[a.Size:])
+		ok = ecdsa.Verify(pub.(*ecdsa.PublicKey), a.Digest(signingInput), r, s)
+	case KindRSAPKCS1:
+		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.Hash, a.Digest(signingInput), sig) == nil
+	case KindRSAPSS:
+		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), a.Hash, a.Digest(signingInput), sig,
+			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.Hash}) == nil
+	case KindEd25519:
+		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig)
+	}
+	if !ok {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// ToP1363 converts an ASN.1 DER ECDSA signature, the form that
+// crypto.Signer, KMS and PKCS#11 libraries return, to the JWS form r||s.
+func (a *Alg) ToP1363(sig []byte) ([]byte, error) {
+	var v struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(sig, &v)
+	if err != nil || len(rest) != 0 || v.R == nil || v.S == nil || v.R.Sign() <= 0 || v.S.Sign() <= 0 {
+		return nil, fmt.Errorf("jose: malformed ECDSA signature from signer")
+	}
+	if v.R.BitLen() > 8*a.Size || v.S.BitLen() > 8*a.Size {
+		return nil, fmt.Errorf("jose: ECDSA signature too large for %s", a.Name)
+	}
+	out := make([]byte, 2*a.Size)
+	v.R.FillBytes(out[:a.Size])
+	v.S.FillBytes(out[a.Size:])
+	return out, nil
+}
+
+// AlgForKey names the default JWS algorithm of a public key, or "".
+func AlgForKey(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		for _, n := range []string{"ES256", "ES384", "ES512"} {
+			if algs[n].Curve == k.Curve {
+				return n
+			}
+		}
+	case *rsa.PublicKey:
+		return "RS256"
+	case ed25519.PublicKey:
+		return "EdDSA"
+	}
+	return ""
+}

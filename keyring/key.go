@@ -1,0 +1,115 @@
+package keyring
+
+import (
+	"crypto"
+	"fmt"
+	"time"
+)
+
+// State is where a key is in its life. Keys move one way:
+//
+//	Pending --activate--> Active --rotate--> Retiring --grace over--> Retired --> Destroyed
+//	   \________________________\_____________\______compromise______> Compromised
+type State int
+
+// The states. The zero value is not a state.
+const (
+	Pending     State = iota + 1 // published in the JWKS, signs nothing (R3.4 step 1)
+	Active                       // the one key of its set that signs (R3.4 step 2)
+	Retiring                     // verifies only, until GraceUntil (R3.4 step 3)
+	Retired                      // gone from the JWKS; its tokens are rejected (R3.4 step 4, T2)
+	Compromised                  // gone from the JWKS; its tokens are revoked (R4, T4)
+	Destroyed                    // backend material destroyed; metadata kept for audit
+)
+
+var stateNames = [...]string{"", "pending", "active", "retiring", "retired", "compromised", "destroyed"}
+
+func (s State) String() string {
+	if s < Pending || s > Destroyed {
+		return fmt.Sprintf("State(%d)", int(s))
+	}
+	return stateNames[s]
+}
+
+// Published reports whether keys in this state appear in the JWKS and may
+// verify tokens: Pending, Active and Retiring.
+func (s State) Published() bool { return s == Pending || s == Active || s == Retiring }
+
+// canMove lists the legal transitions.
+func (s State) canMove(to State) bool {
+	switch to {
+	case Active:
+		return s == Pending
+	case Retiring:
+		return s == Active
+	case Retired:
+		return s == Pending || s == Retiring
+	case Compromised:
+		return s == Pending || s == Active || s == Retiring || s == Retired
+	case Destroyed:
+		return s == Retired || s == Compromised
+	}
+	return false
+}
+
+// Purpose says what a key is for (R1).
+type Purpose int
+
+// The purposes.
+const (
+	Signing    Purpose = iota + 1 // JWT signing keys (R1.1)
+	Encryption                    // data-encryption keys (R1.2)
+	Secret                        // runtime secrets (R1.3)
+)
+
+var purposeNames = [...]string{"", "signing", "encryption", "secret"}
+
+func (p Purpose) String() string {
+	if p < Signing || p > Secret {
+		return fmt.Sprintf("Purpose(%d)", int(p))
+	}
+	return purposeNames[p]
+}
+
+// Key is the record of one key version. It holds no private material:
+// BackendRef names where the private part lives (for local keys, the key
+// sealed under the key-encryption key).
+type Key struct {
+	KID       string
+	Set       string
+	Purpose   Purpose
+	Algorithm string
+	State     State
+
+	Owner     string    // who answers for this key (R2.4)
+	CreatedBy string    // the principal that generated it
+	CreatedAt time.Time // R2.4
+	RotateBy  time.Time // target rotation date (R2.4)
+
+	ApprovedBy string // the principal that approved activation
+	ApprovedAt time.Time
+
+	ActivateAt    time.Time // when a scheduled successor becomes Active (zero: by hand)
+	ActivatedAt   time.Time
+	RetiringAt    time.Time // when it stopped signing
+	GraceUntil    time.Time // end of the verification grace window
+	RetiredAt     time.Time
+	CompromisedAt time.Time
+	DestroyedAt   time.Time
+	Incident      string // incident id of a compromise
+
+	Backend    string // provider name, e.g. "local", "awskms"
+	BackendRef string // opaque to the keyring: the provider's reference
+
+	Public crypto.PublicKey // signing keys: the public key
+
+	Version int64 // optimistic concurrency: bumped by every Update
+}
+
+// String names the key without its reference.
+func (k Key) String() string {
+	return fmt.Sprintf("key(kid=%s set=%s alg=%s state=%s)", k.KID, k.Set, k.Algorithm, k.State)
+}
+
+// GoString keeps %#v short and free of the backend reference.
+func (k Key) GoString() string { return k.String() }

@@ -1,0 +1,133 @@
+package keyring
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// KeyStore keeps key records. The keyring calls only these methods;
+// every implementation passes keyringtest.TestKeyStore.
+//
+// Put creates a record (ErrExists if the kid is taken, even by a destroyed
+// key: kids are never reused). Update replaces a record if its stored
+// Version equals expectVersion, storing k with Version expectVersion+1;
+// otherwise ErrConflict (ErrNotFound if there is none). An update either
+// completes or leaves the record as it was.
+type KeyStore interface {
+	Get(ctx context.Context, kid string) (Key, error)
+	List(ctx context.Context, f Filter) ([]Key, error)
+	Put(ctx context.Context, k Key) error
+	Update(ctx context.Context, k Key, expectVersion int64) error
+}
+
+// Filter selects keys in List; zero fields match everything. List returns
+// keys ordered by CreatedAt, then KID.
+type Filter struct {
+	Set    string
+	States []State
+}
+
+// Match reports whether k passes the filter.
+func (f Filter) Match(k Key) bool {
+	if f.Set != "" && k.Set != f.Set {
+		return false
+	}
+	if len(f.States) == 0 {
+		return true
+	}
+	for _, s := range f.States {
+		if k.State == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SortKeys orders keys as List returns them.
+func SortKeys(keys []Key) {
+	sort.Slice(keys, func(i, j int) bool {
+		if !keys[i].CreatedAt.Equal(keys[j].CreatedAt) {
+			return keys[i].CreatedAt.Before(keys[j].CreatedAt)
+		}
+		return keys[i].KID < keys[j].KID
+	})
+}
+
+// MemStore is an in-memory KeyStore, safe for concurrent use.
+type MemStore struct {
+	mu   sync.RWMutex
+	keys map[string]Key
+}
+
+// NewMemStore returns an empty in-memory store.
+func NewMemStore() *MemStore { return &MemStore{keys: make(map[string]Key)} }
+
+// Get returns the key named kid.
+func (m *MemStore) Get(ctx context.Context, kid string) (Key, error) {
+	if err := ctx.Err(); err != nil {
+		return Key{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k, ok := m.keys[kid]
+	if !ok {
+		return Key{}, fmt.Errorf("%w: %s", ErrNotFound, kid)
+	}
+	return k, nil
+}
+
+// List returns the keys that match f.
+func (m *MemStore) List(ctx context.Context, f Filter) ([]Key, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	out := make([]Key, 0, len(m.keys))
+	for _, k := range m.keys {
+		if f.Match(k) {
+			out = append(out, k)
+		}
+	}
+	m.mu.RUnlock()
+	SortKeys(out)
+	return out, nil
+}
+
+// Put stores a new key with Version 1.
+func (m *MemStore) Put(ctx context.Context, k Key) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if k.KID == "" {
+		return fmt.Errorf("keyring: empty kid")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.keys[k.KID]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, k.KID)
+	}
+	k.Version = 1
+	m.keys[k.KID] = k
+	return nil
+}
+
+// Update replaces a key whose stored version is expectVersion.
+func (m *MemStore) Update(ctx context.Context, k Key, expectVersion int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, ok := m.keys[k.KID]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrNotFound, k.KID)
+	}
+	if cur.Version != expectVersion {
+		return fmt.Errorf("%w: %s at version %d, expected %d", ErrConflict, k.KID, cur.Version, expectVersion)
+	}
+	k.Version = expectVersion + 1
+	m.keys[k.KID] = k
+	return nil
+}

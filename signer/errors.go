@@ -1,0 +1,30 @@
+package signer
+
+import "errors"
+
+// Errors returned by this package and, wrapped, by the KMS adapters.
+var (
+	// ErrUnsupportedAlgorithm: the algorithm is not one this backend creates
+	// or one tokenkms signs with.
+	ErrUnsupportedAlgorithm = errors.New("signer: unsupported algorithm")
+	// ErrUnwrap: wrapped material failed authentication (wrong KEK, wrong
+	// kid or other additional data, or tampering).
+	ErrUnwrap = errors.New("signer: cannot unwrap key material")
+	// ErrBadReference: a key reference that this provider cannot open.
+	ErrBadReference = errors.New("signer: bad key reference")
+	// ErrKeyNotFound, ErrKeyDisabled, ErrKeyPendingDeletion,
+	// ErrThrottled, ErrUnavailable, ErrPermissionDenied: a backend's
+	// answer, mapped by the KMS adapters; the backend's own error stays
+	// reachable with errors.As.
+	ErrKeyNotFound        = errors.New("signer: key not found in backend")
+	ErrKeyDisabled        = errors.New("signer: key disabled in backend")
+	ErrKeyPendingDeletion = errors.New("signer: key pending deletion in backend")
+	ErrThrottled          = errors.New("signer: backend throttled the request")
+	ErrUnavailable        = errors.New("signer: backend unavailable")
+	ErrPermissionDenied   = errors.New("signer: backend denied permission")
+	// ErrBackendIntegrity: the backend's response failed an integrity
+	// check (checksum, resource name, signature that does not verify).
+	ErrBackendIntegrity = errors.New("signer: backend response failed integrity check")
+	// ErrClaims: the claims given to the Issuer are refused.
+	ErrClaims = errors.New("signer: claims refused")
+)

@@ -1,0 +1,35 @@
+package verifier
+
+import "errors"
+
+// Errors returned by Verify, each wrapped with detail that never includes
+// the token. Match them with errors.Is.
+var (
+	ErrMalformed       = errors.New("verifier: malformed token")
+	ErrTooLarge        = errors.New("verifier: token too large")
+	ErrAlgorithm       = errors.New("verifier: algorithm refused")
+	ErrHeaderParam     = errors.New("verifier: header parameter refused") // jku, x5u, x5c, jwk, b64, unknown crit
+	ErrType            = errors.New("verifier: wrong token type")
+	ErrMissingKID      = errors.New("verifier: missing kid")
+	ErrUnknownKID      = errors.New("verifier: unknown kid")
+	ErrKeyRetired      = errors.New("verifier: key retired")
+	ErrKeyCompromised  = errors.New("verifier: key compromised")
+	ErrSignature       = errors.New("verifier: bad signature")
+	ErrExpired         = errors.New("verifier: token expired")
+	ErrNotYetValid     = errors.New("verifier: token not yet valid")
+	ErrTooOld          = errors.New("verifier: token older than maximum age")
+	ErrLifetime        = errors.New("verifier: token lifetime exceeds maximum")
+	ErrIssuedInFuture  = errors.New("verifier: token issued in the future")
+	ErrMissingClaim    = errors.New("verifier: required claim missing")
+	ErrClaimType       = errors.New("verifier: claim of the wrong type")
+	ErrIssuer          = errors.New("verifier: wrong issuer")
+	ErrAudience        = errors.New("verifier: wrong audience")
+	ErrMissingJTI      = errors.New("verifier: missing jti")
+	ErrRevoked         = errors.New("verifier: token revoked")
+	ErrScope           = errors.New("verifier: insufficient scope")
+	ErrPrincipalType   = errors.New("verifier: principal type refused")
+	ErrClientID        = errors.New("verifier: client id refused")
+	ErrRevocationCheck = errors.New("verifier: revocation list unavailable")
+	ErrKeySource       = errors.New("verifier: key source unavailable")
+	ErrPolicy          = errors.New("verifier: invalid policy")
+)
