@@ -25,6 +25,11 @@ var (
 	// ErrBackendIntegrity: the backend's response failed an integrity
 	// check (checksum, resource name, signature that does not verify).
 	ErrBackendIntegrity = errors.New("signer: backend response failed integrity check")
+	// ErrKeyNotActive: the key stopped being its set's Active key (it was
+	// rotated) while the caller held its Signer; ask for the Signer again.
+	ErrKeyNotActive = errors.New("signer: key no longer active")
+	// ErrConfig: an IssuerConfig or provider configuration is refused.
+	ErrConfig = errors.New("signer: invalid configuration")
 	// ErrClaims: the claims given to the Issuer are refused.
 	ErrClaims = errors.New("signer: claims refused")
 )

@@ -1,7 +1,3 @@
-// Package jose holds the narrow compact-JWS code that tokenkms signs and
-// verifies with: the algorithm table, signature creation and checking on
-// crypto/*, strict base64url, and the strict top-level JSON scanner used for
-// headers and claims. Nothing outside tokenkms may import it.
 package jose
 
 import (
@@ -11,10 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash.New
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"math/big"
 )
@@ -55,13 +50,6 @@ var algs = map[string]*Alg{
 	"EdDSA": {Name: "EdDSA", Kind: KindEd25519},
 }
 
-// Errors of this package.
-var (
-	ErrUnsupportedAlg = errors.New("jose: unsupported algorithm")
-	ErrKeyMismatch    = errors.New("jose: key does not match algorithm")
-	ErrBadSignature   = errors.New("jose: signature does not verify")
-)
-
 // Lookup returns the algorithm named name (case-sensitive, as RFC 7515 says).
 func Lookup(name string) (*Alg, bool) {
 	a, ok := algs[name]
@@ -97,9 +85,26 @@ func (a *Alg) Digest(signingInput []byte) []byte {
 	if a.Hash == 0 {
 		return signingInput
 	}
+	var buf [sha512.Size]byte
+	return append([]byte(nil), a.digest(&buf, signingInput)...)
+}
+
+// digest hashes msg into buf without allocating and returns the used part.
+func (a *Alg) digest(buf *[sha512.Size]byte, msg []byte) []byte {
+	switch a.Hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(msg)
+		return buf[:copy(buf[:], d[:])]
+	case crypto.SHA384:
+		d := sha512.Sum384(msg)
+		return buf[:copy(buf[:], d[:])]
+	case crypto.SHA512:
+		d := sha512.Sum512(msg)
+		return buf[:copy(buf[:], d[:])]
+	}
 	h := a.Hash.New()
-	h.Write(signingInput)
-	return h.Sum(nil)
+	h.Write(msg)
+	return h.Sum(buf[:0])
 }
 
 // SignerOpts is what crypto.Signer.Sign takes for this algorithm.
@@ -136,19 +141,19 @@ func (a *Alg) Verify(pub crypto.PublicKey, signingInput, sig []byte) error {
 	if err := a.CheckKey(pub); err != nil {
 		return err
 	}
+	var buf [sha512.Size]byte
 	ok := false
 	switch a.Kind {
 	case KindEC:
 		if len(sig) != 2*a.Size {
 			return ErrBadSignature
 		}
-		r := new(big.Int).SetBytes(sig[:a.Size])
-		s := new(big.Int).SetBytes(sig[a.Size:])
-		ok = ecdsa.Verify(pub.(*ecdsa.PublicKey), a.Digest(signingInput), r, s)
+		var der [maxECDSADER]byte
+		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), a.digest(&buf, signingInput), appendECDSADER(der[:0], sig[:a.Size], sig[a.Size:]))
 	case KindRSAPKCS1:
-		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.Hash, a.Digest(signingInput), sig) == nil
+		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.Hash, a.digest(&buf, signingInput), sig) == nil
 	case KindRSAPSS:
-		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), a.Hash, a.Digest(signingInput), sig,
+		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), a.Hash, a.digest(&buf, signingInput), sig,
 			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.Hash}) == nil
 	case KindEd25519:
 		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig)
@@ -157,6 +162,51 @@ func (a *Alg) Verify(pub crypto.PublicKey, signingInput, sig []byte) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// maxECDSADER bounds the DER form of a P-521 signature: SEQUENCE header (3)
+// and two INTEGERs of at most 2+1+66 bytes each.
+const maxECDSADER = 3 + 2*(2+1+66)
+
+// appendECDSADER appends the ASN.1 DER SEQUENCE { INTEGER r, INTEGER s }
+// for the big-endian r and s, the form crypto/ecdsa verifies. A zero r or s
+// encodes as INTEGER 0, which ecdsa.VerifyASN1 rejects.
+func appendECDSADER(dst, r, s []byte) []byte {
+	r, s = trimZeros(r), trimZeros(s)
+	n := derIntLen(r) + derIntLen(s)
+	dst = append(dst, 0x30)
+	if n >= 0x80 {
+		dst = append(dst, 0x81)
+	}
+	dst = append(dst, byte(n))
+	dst = appendDERInt(dst, r)
+	return appendDERInt(dst, s)
+}
+
+func trimZeros(b []byte) []byte {
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	return b
+}
+
+// derIntLen is the encoded length of a non-negative INTEGER whose minimal
+// big-endian magnitude is b (values fit one length byte: at most 67 bytes).
+func derIntLen(b []byte) int {
+	n := len(b)
+	if n == 0 || b[0]&0x80 != 0 {
+		n++
+	}
+	return 2 + n
+}
+
+func appendDERInt(dst, b []byte) []byte {
+	n := derIntLen(b) - 2
+	dst = append(dst, 0x02, byte(n))
+	if n > len(b) {
+		dst = append(dst, 0)
+	}
+	return append(dst, b...)
 }
 
 // ToP1363 converts an ASN.1 DER ECDSA signature, the form that

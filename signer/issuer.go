@@ -1,0 +1,236 @@
+package signer
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/internal/jose"
+)
+
+// TokenType is the "typ" header of every token the Issuer mints (RFC 9068 §2.1).
+const TokenType = "at+jwt"
+
+// jtiBytes is the number of random bytes of a generated jti (128 bits).
+const jtiBytes = 16
+
+// IssuedTokens records every token an Issuer mints, so that the host can
+// revoke a compromised key's tokens one by one (R4.4). Issued is called
+// after signing and before Issue returns; if it fails, Issue fails and the
+// token is discarded.
+type IssuedTokens interface {
+	Issued(ctx context.Context, kid, jti string, expiresAt time.Time) error
+}
+
+// VerifiableUntil is implemented by Signers whose key stops verifying at a
+// known time (the keyring's signers: the end of the key's grace window). A
+// zero time means no known horizon. The Issuer never mints a token that
+// outlives it.
+type VerifiableUntil interface {
+	VerifiableUntil() time.Time
+}
+
+// IssuerConfig configures an Issuer. NewIssuer validates it.
+type IssuerConfig struct {
+	Set             string           // key set whose Active key signs (required)
+	Issuer          string           // "iss" of every token (required)
+	Audience        []string         // "aud" when the claims give none
+	DefaultLifetime time.Duration    // exp − iat when the claims give no exp (required, ≤ MaxLifetime)
+	MaxLifetime     time.Duration    // the longest exp − iat accepted from a caller (required)
+	Now             func() time.Time // clock; time.Now when nil
+	Recorder        IssuedTokens     // optional: told of every token minted
+}
+
+// Issuer mints RFC 9068 access tokens with the Active key of one key set.
+// It is safe for concurrent use.
+type Issuer struct {
+	keys ActiveKeys
+	cfg  IssuerConfig
+}
+
+// NewIssuer returns an Issuer that signs with keys' Active key of cfg.Set.
+func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
+	switch {
+	case keys == nil:
+		return nil, fmt.Errorf("%w: issuer needs ActiveKeys", ErrConfig)
+	case cfg.Set == "":
+		return nil, fmt.Errorf("%w: issuer: Set is required", ErrConfig)
+	case cfg.Issuer == "":
+		return nil, fmt.Errorf("%w: issuer: Issuer is required", ErrConfig)
+	case cfg.MaxLifetime <= 0:
+		return nil, fmt.Errorf("%w: issuer: MaxLifetime must be positive", ErrConfig)
+	case cfg.DefaultLifetime <= 0:
+		return nil, fmt.Errorf("%w: issuer: DefaultLifetime must be positive", ErrConfig)
+	case cfg.DefaultLifetime > cfg.MaxLifetime:
+		return nil, fmt.Errorf("%w: issuer: DefaultLifetime %v exceeds MaxLifetime %v", ErrConfig, cfg.DefaultLifetime, cfg.MaxLifetime)
+	}
+	for _, a := range cfg.Audience {
+		if a == "" {
+			return nil, fmt.Errorf("%w: issuer: empty Audience entry", ErrConfig)
+		}
+	}
+	cfg.Audience = append([]string(nil), cfg.Audience...)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Issuer{keys: keys, cfg: cfg}, nil
+}
+
+// Issue signs c with the Active key and returns the compact JWS.
+//
+// The header is {"alg","kid","typ":"at+jwt"}, alg and kid from the Active
+// key. From c: Subject and ClientID are required; Issuer must be empty or
+// equal to the configured one; Audience defaults to the configured one (one
+// is required); IssuedAt and NotBefore default to now, an IssuedAt in the
+// future is refused; ExpiresAt defaults to iat + DefaultLifetime, capped to
+// the key's verification horizon, and a caller's ExpiresAt is kept only if
+// it is after iat and nbf, at most MaxLifetime after iat and within the
+// horizon; ID (jti) defaults to 128 random bits in base64url; Scope entries
+// must be RFC 6749 scope tokens; Extra may not repeat a registered claim.
+// Times are sent in whole seconds. Every refusal of the claims wraps
+// ErrClaims. If the Active key stops being active while it signs
+// (ErrKeyNotActive), Issue asks for the new Active key once more.
+func (is *Issuer) Issue(ctx context.Context, c tokenkms.Claims) (string, error) {
+	now := time.Unix(is.cfg.Now().Unix(), 0).UTC()
+	defaultExp, err := is.complete(&c, now)
+	if err != nil {
+		return "", err
+	}
+	tok, err := is.sign(ctx, c, defaultExp)
+	if errors.Is(err, ErrKeyNotActive) {
+		// The set rotated between Signer and Sign: the new Active key signs.
+		tok, err = is.sign(ctx, c, defaultExp)
+	}
+	return tok, err
+}
+
+// sign mints the token with the current Active key.
+func (is *Issuer) sign(ctx context.Context, c tokenkms.Claims, defaultExp bool) (string, error) {
+	s, err := is.keys.Signer(ctx, is.cfg.Set)
+	if err != nil {
+		return "", fmt.Errorf("signer: no active key for set %q: %w", is.cfg.Set, err)
+	}
+	alg, ok := jose.Lookup(s.Algorithm())
+	if !ok {
+		return "", fmt.Errorf("%w: active key %s has algorithm %q", ErrUnsupportedAlgorithm, s.KID(), s.Algorithm())
+	}
+	if h, ok := s.(VerifiableUntil); ok {
+		if err := capToHorizon(&c, h.VerifiableUntil(), defaultExp); err != nil {
+			return "", err
+		}
+	}
+	header, err := jose.AppendHeader(make([]byte, 0, 96), alg.Name, s.KID(), TokenType)
+	if err != nil {
+		return "", fmt.Errorf("signer: active key's kid cannot be encoded: %w", err)
+	}
+	payload, err := jose.AppendClaims(make([]byte, 0, 512), &c)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrClaims, err)
+	}
+	tok := make([]byte, 0, (len(header)+len(payload)+512)*4/3+4)
+	tok = jose.AppendEncode(tok, header)
+	tok = append(tok, '.')
+	tok = jose.AppendEncode(tok, payload)
+	sig, err := s.Sign(ctx, tok)
+	if err != nil {
+		return "", fmt.Errorf("signer: sign with %s: %w", s.KID(), err)
+	}
+	tok = append(tok, '.')
+	tok = jose.AppendEncode(tok, sig)
+	if is.cfg.Recorder != nil {
+		if err := is.cfg.Recorder.Issued(ctx, s.KID(), c.ID, c.ExpiresAt); err != nil {
+			return "", fmt.Errorf("signer: record issued token: %w", err)
+		}
+	}
+	return string(tok), nil
+}
+
+// complete checks the caller's claims and fills in the defaults, the
+// verification horizon aside. It reports whether exp is the default one.
+func (is *Issuer) complete(c *tokenkms.Claims, now time.Time) (bool, error) {
+	switch {
+	case c.Issuer != "" && c.Issuer != is.cfg.Issuer:
+		return false, fmt.Errorf("%w: iss %q is not this issuer's", ErrClaims, c.Issuer)
+	case c.Subject == "":
+		return false, fmt.Errorf("%w: sub is required", ErrClaims)
+	case c.ClientID == "":
+		return false, fmt.Errorf("%w: client_id is required", ErrClaims)
+	}
+	c.Issuer = is.cfg.Issuer
+	if len(c.Audience) == 0 {
+		c.Audience = is.cfg.Audience
+	}
+	if len(c.Audience) == 0 {
+		return false, fmt.Errorf("%w: aud is required and no default audience is configured", ErrClaims)
+	}
+	for _, a := range c.Audience {
+		if a == "" {
+			return false, fmt.Errorf("%w: empty aud entry", ErrClaims)
+		}
+	}
+	for _, s := range c.Scope {
+		if !jose.ValidScopeToken(s) {
+			return false, fmt.Errorf("%w: scope entry %q is not an RFC 6749 scope token", ErrClaims, s)
+		}
+	}
+	for n := range c.Extra {
+		if jose.IsRegistered(n) {
+			return false, fmt.Errorf("%w: Extra repeats the registered claim %q", ErrClaims, n)
+		}
+	}
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = now
+	}
+	c.IssuedAt = wholeSeconds(c.IssuedAt)
+	if c.IssuedAt.After(now) {
+		return false, fmt.Errorf("%w: iat is in the future", ErrClaims)
+	}
+	if c.NotBefore.IsZero() {
+		c.NotBefore = now
+	}
+	c.NotBefore = wholeSeconds(c.NotBefore)
+	defaultExp := false
+	if c.ExpiresAt.IsZero() {
+		c.ExpiresAt = c.IssuedAt.Add(is.cfg.DefaultLifetime)
+		defaultExp = true
+	} else {
+		c.ExpiresAt = wholeSeconds(c.ExpiresAt)
+		if life := c.ExpiresAt.Sub(c.IssuedAt); life > is.cfg.MaxLifetime {
+			return false, fmt.Errorf("%w: exp − iat is %v, more than the maximum lifetime %v", ErrClaims, life, is.cfg.MaxLifetime)
+		}
+	}
+	if !c.ExpiresAt.After(c.IssuedAt) || !c.ExpiresAt.After(c.NotBefore) {
+		return false, fmt.Errorf("%w: exp must be after iat and nbf", ErrClaims)
+	}
+	if c.ID == "" {
+		var b [jtiBytes]byte
+		rand.Read(b[:])
+		c.ID = string(jose.AppendEncode(nil, b[:]))
+	}
+	return defaultExp, nil
+}
+
+// capToHorizon keeps exp within the signing key's verification horizon: a
+// default exp is lowered to it, a caller's exp beyond it is refused.
+func capToHorizon(c *tokenkms.Claims, horizon time.Time, defaultExp bool) error {
+	if horizon.IsZero() {
+		return nil
+	}
+	horizon = wholeSeconds(horizon)
+	if !c.ExpiresAt.After(horizon) {
+		return nil
+	}
+	if !defaultExp {
+		return fmt.Errorf("%w: exp is after the signing key's verification horizon", ErrClaims)
+	}
+	c.ExpiresAt = horizon
+	if !c.ExpiresAt.After(c.IssuedAt) || !c.ExpiresAt.After(c.NotBefore) {
+		return fmt.Errorf("%w: the signing key's verification horizon has passed", ErrClaims)
+	}
+	return nil
+}
+
+func wholeSeconds(t time.Time) time.Time { return time.Unix(t.Unix(), 0).UTC() }
