@@ -8,7 +8,8 @@ var (
 	ErrMalformed       = errors.New("verifier: malformed token")
 	ErrTooLarge        = errors.New("verifier: token too large")
 	ErrAlgorithm       = errors.New("verifier: algorithm refused")
-	ErrHeaderParam     = errors.New("verifier: header parameter refused") // jku, x5u, x5c, jwk, b64, unknown crit
+	ErrHeaderParam     = errors.New("verifier: header parameter refused") // jku, x5u, x5c, jwk, b64
+	ErrCrit            = errors.New("verifier: critical header parameter not understood")
 	ErrType            = errors.New("verifier: wrong token type")
 	ErrMissingKID      = errors.New("verifier: missing kid")
 	ErrUnknownKID      = errors.New("verifier: unknown kid")
@@ -32,4 +33,7 @@ var (
 	ErrRevocationCheck = errors.New("verifier: revocation list unavailable")
 	ErrKeySource       = errors.New("verifier: key source unavailable")
 	ErrPolicy          = errors.New("verifier: invalid policy")
+
+	// ErrArgument: a RevocationList call with an empty jti or kid.
+	ErrArgument = errors.New("verifier: invalid argument")
 )

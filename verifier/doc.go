@@ -1,0 +1,41 @@
+// Package verifier checks RFC 9068 JWT access tokens: one Verifier enforces
+// one Policy (every check in one place), against keys from a KeySource and
+// revocations from a RevocationList. It also holds an in-memory
+// RevocationList and the net/http Middleware that answers RFC 6750.
+//
+//	v, err := verifier.New(keys, verifier.Policy{Issuer: iss, Audience: []string{"api"}})
+//	claims, err := v.Verify(ctx, token)
+//	mux.Handle("/", verifier.Middleware(v)(handler))
+//
+// # Security
+//
+// Strict by default (RFC 8725): compact JWS only; a size cap before any
+// decoding; canonical base64url; one JSON object per header and claims set,
+// with no repeated member name; "alg" from an allowlist of asymmetric
+// algorithms (never "none" or HS*) and equal to the key's own algorithm;
+// RSA keys of at least 2048 bits; "typ" at+jwt; the key chosen by "kid"
+// through the KeySource only ("jku", "x5u", "x5c", "jwk" and "b64" are
+// refused, and so is any "crit"); the signature checked before any claim is
+// decoded; exp, iat, iss, aud, sub, client_id and jti required; nbf, iat and
+// exp with a bounded leeway; a maximum age and lifetime; revocation by jti
+// and by kid, failing closed. Errors quote at most a clipped kid, alg, typ
+// or claim value, never the token; the Middleware's bodies say nothing.
+//
+// # Concurrency
+//
+// A Verifier is immutable and Verify takes no lock of its own: it is safe
+// for concurrent use, and as fast as its KeySource and RevocationList.
+// MemoryRevocationList is safe for concurrent use; its lookups share
+// per-shard read locks and its kid policies are read without a lock.
+//
+// # Errors
+//
+// Verify wraps exactly one sentinel of errors.go per rejection (ErrMalformed,
+// ErrTooLarge, ErrAlgorithm, ErrHeaderParam, ErrCrit, ErrType,
+// ErrMissingKID, ErrUnknownKID, ErrKeyRetired, ErrKeyCompromised,
+// ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrTooOld,
+// ErrLifetime, ErrMissingClaim, ErrClaimType, ErrIssuer, ErrAudience,
+// ErrMissingJTI, ErrRevoked, ErrRevocationCheck, ErrScope,
+// ErrPrincipalType, ErrClientID, ErrKeySource): match with errors.Is. New
+// reports an invalid Policy with ErrPolicy, naming the field.
+package verifier

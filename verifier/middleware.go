@@ -1,0 +1,211 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/internal/jose"
+)
+
+// MiddlewareOption configures Middleware.
+type MiddlewareOption func(*middleware)
+
+// WithRealm adds realm="..." to every challenge. The realm must not hold
+// '"' or '\' (it is dropped otherwise).
+func WithRealm(realm string) MiddlewareOption {
+	return func(m *middleware) {
+		if !strings.ContainsAny(realm, "\"\\") {
+			m.realm = realm
+		}
+	}
+}
+
+// WithRequiredScopes requires every scope listed, on top of the Policy's
+// RequiredScopes, for every route behind the middleware; a token without
+// one gets 403 insufficient_scope. A scope that is not an RFC 6749 scope
+// token can never be granted (so every request is refused) and is left
+// out of the challenge.
+func WithRequiredScopes(scopes ...string) MiddlewareOption {
+	return func(m *middleware) { m.scopes = append(m.scopes, scopes...) }
+}
+
+// WithErrorHook calls onError with the request and the reason of every
+// refusal (a Verify error, or ErrScope for a missing route scope), for
+// server-side logs. The reason never reaches the client.
+func WithErrorHook(onError func(r *http.Request, err error)) MiddlewareOption {
+	return func(m *middleware) { m.onError = onError }
+}
+
+type middleware struct {
+	v       *Verifier
+	realm   string
+	scopes  []string
+	onError func(r *http.Request, err error)
+}
+
+type verifiedKey struct{}
+
+// verified is what Middleware leaves in the request context: the claims,
+// and itself so that RequireScopes answers with the same realm and hook.
+type verified struct {
+	claims *tokenkms.Claims
+	m      *middleware
+}
+
+// ClaimsFromContext returns the claims of the token that Middleware
+// verified for this request.
+func ClaimsFromContext(ctx context.Context) (*tokenkms.Claims, bool) {
+	v, ok := ctx.Value(verifiedKey{}).(*verified)
+	if !ok || v.claims == nil {
+		return nil, false
+	}
+	return v.claims, true
+}
+
+// Middleware verifies the bearer token of every request (RFC 6750 §2.1,
+// Authorization header only) and passes the claims to next in the request
+// context (ClaimsFromContext). It answers, with a body that never says why:
+//   - no Authorization header, or one of another scheme: 401 with a bare
+//     "WWW-Authenticate: Bearer" challenge;
+//   - a token that fails Verify: 401 Bearer error="invalid_token";
+//   - a token without a scope the Policy or WithRequiredScopes requires:
+//     403 Bearer error="insufficient_scope", scope="...".
+func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	m := &middleware{v: v}
+	for _, o := range opts {
+		if o != nil {
+			o(m)
+		}
+	}
+	m.scopes = slices.Clone(m.scopes)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if m.v == nil {
+				m.refuse(w, r, http.StatusUnauthorized, "invalid_token", nil, errNoVerifier)
+				return
+			}
+			token, ok := bearer(r)
+			if !ok {
+				m.refuse(w, r, http.StatusUnauthorized, "", nil, errNoToken)
+				return
+			}
+			c, err := m.v.Verify(r.Context(), token)
+			if err != nil {
+				if errors.Is(err, ErrScope) {
+					m.refuse(w, r, http.StatusForbidden, "insufficient_scope", m.neededScopes(), err)
+					return
+				}
+				m.refuse(w, r, http.StatusUnauthorized, "invalid_token", nil, err)
+				return
+			}
+			if missing := firstMissing(c, m.scopes); missing != "" {
+				m.refuse(w, r, http.StatusForbidden, "insufficient_scope", m.neededScopes(), scopeError(missing))
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, &verified{claims: c, m: m})))
+		})
+	}
+}
+
+// RequireScopes is a per-route middleware, placed behind Middleware: it
+// answers 403 insufficient_scope (with Middleware's realm and error hook)
+// unless the request's token grants every scope listed. A request that did
+// not pass Middleware gets 401.
+func RequireScopes(scopes ...string) func(http.Handler) http.Handler {
+	scopes = slices.Clone(scopes)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, ok := r.Context().Value(verifiedKey{}).(*verified)
+			if !ok || v.claims == nil {
+				(&middleware{}).refuse(w, r, http.StatusUnauthorized, "", nil, errNoToken)
+				return
+			}
+			if missing := firstMissing(v.claims, scopes); missing != "" {
+				v.m.refuse(w, r, http.StatusForbidden, "insufficient_scope", scopes, scopeError(missing))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// Reasons given to the error hook for refusals that Verify did not make.
+var (
+	errNoToken    = errors.New("verifier: no bearer token in the request")
+	errNoVerifier = fmt.Errorf("%w: Middleware has a nil Verifier", ErrPolicy)
+)
+
+func scopeError(missing string) error {
+	return &scopeMissing{scope: missing}
+}
+
+// scopeMissing is the hook's reason for a route scope the token lacks.
+type scopeMissing struct{ scope string }
+
+func (e *scopeMissing) Error() string { return ErrScope.Error() + ": route requires " + e.scope }
+func (e *scopeMissing) Unwrap() error { return ErrScope }
+
+func firstMissing(c *tokenkms.Claims, scopes []string) string {
+	for _, s := range scopes {
+		if !c.HasScope(s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// neededScopes lists the scopes a request needs: the Policy's and the
+// middleware's.
+func (m *middleware) neededScopes() []string {
+	return append(append([]string(nil), m.v.p.RequiredScopes...), m.scopes...)
+}
+
+// bearer extracts the token of a single "Authorization: Bearer <token>"
+// header (scheme case-insensitive). A second Authorization header, or a
+// token with spaces, gives a token Verify refuses.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Values("Authorization")
+	if len(h) == 0 {
+		return "", false
+	}
+	scheme, token, _ := strings.Cut(h[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	if len(h) > 1 {
+		return "", true
+	}
+	return strings.TrimSpace(token), true
+}
+
+func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, status int, code string, scopes []string, err error) {
+	if m.onError != nil {
+		m.onError(r, err)
+	}
+	var b strings.Builder
+	b.WriteString("Bearer")
+	sep := " "
+	if m.realm != "" {
+		b.WriteString(` realm="` + m.realm + `"`)
+		sep = ", "
+	}
+	if code != "" {
+		b.WriteString(sep + `error="` + code + `"`)
+		sep = ", "
+	}
+	if scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return !jose.ValidScopeToken(s) }); len(scopes) > 0 {
+		b.WriteString(sep + `scope="` + strings.Join(scopes, " ") + `"`)
+	}
+	hd := w.Header()
+	hd.Set("WWW-Authenticate", b.String())
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write([]byte(http.StatusText(status) + "\n"))
+}

@@ -1,0 +1,148 @@
+package verifier_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+func TestMiddleware(t *testing.T) {
+	f := newFixture(t, "ES256")
+	es := testSigner(t, "ES256")
+	good := f.issue(t, es, baseClaims())
+	noWrite := baseClaims()
+	noWrite.Scope = []string{"orders:read"}
+	readOnly := f.issue(t, es, noWrite)
+	expired := craft(t, es, hdr(es), claimsJSON(map[string]string{"exp": fmt.Sprint(t0.Add(-time.Hour).Unix()), "iat": fmt.Sprint(t0.Add(-2 * time.Hour).Unix()), "nbf": ""}))
+
+	tests := []struct {
+		name       string
+		policy     func(*verifier.Policy)
+		opts       []verifier.MiddlewareOption
+		route      []string // RequireScopes on the route
+		auth       []string // Authorization header values
+		wantStatus int
+		wantChall  string
+		wantReason error // given to the error hook; nil: hook not called
+	}{
+		{name: "valid", auth: []string{"Bearer " + good}, wantStatus: http.StatusOK},
+		{name: "scheme in lower case", auth: []string{"bearer " + good}, wantStatus: http.StatusOK},
+		{name: "no header", wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
+		{name: "basic scheme", auth: []string{"Basic dXNlcjpwYXNz"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
+		{name: "realm", opts: []verifier.MiddlewareOption{verifier.WithRealm("orders")}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer realm="orders"`, wantReason: errAny},
+		{name: "realm with a quote is dropped", opts: []verifier.MiddlewareOption{verifier.WithRealm(`a"b`)}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
+		{name: "empty bearer", auth: []string{"Bearer"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},
+		{name: "two headers", auth: []string{"Bearer " + good, "Bearer " + good}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},
+		{name: "garbage", auth: []string{"Bearer abc"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},
+		{name: "expired", auth: []string{"Bearer " + expired}, opts: []verifier.MiddlewareOption{verifier.WithRealm("orders")}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer realm="orders", error="invalid_token"`, wantReason: verifier.ErrExpired},
+		{name: "policy scope", policy: func(p *verifier.Policy) { p.RequiredScopes = []string{"orders:write"} }, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusForbidden, wantChall: `Bearer error="insufficient_scope", scope="orders:write"`, wantReason: verifier.ErrScope},
+		{name: "middleware scope", opts: []verifier.MiddlewareOption{verifier.WithRequiredScopes("orders:write")}, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusForbidden, wantChall: `Bearer error="insufficient_scope", scope="orders:write"`, wantReason: verifier.ErrScope},
+		{name: "middleware scope granted", opts: []verifier.MiddlewareOption{verifier.WithRequiredScopes("orders:write")}, auth: []string{"Bearer " + good}, wantStatus: http.StatusOK},
+		{name: "route scope", route: []string{"orders:write"}, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusForbidden, wantChall: `Bearer error="insufficient_scope", scope="orders:write"`, wantReason: verifier.ErrScope},
+		{name: "route scope granted", route: []string{"orders:read"}, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := basePolicy()
+			if tt.policy != nil {
+				tt.policy(&p)
+			}
+			v := f.verifier(t, p)
+			var reason error
+			opts := append([]verifier.MiddlewareOption{verifier.WithErrorHook(func(_ *http.Request, err error) { reason = err })}, tt.opts...)
+			var final http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, ok := verifier.ClaimsFromContext(r.Context())
+				if !ok {
+					t.Errorf("ClaimsFromContext: no claims in the handler")
+					return
+				}
+				io.WriteString(w, "hello "+c.Subject)
+			})
+			if tt.route != nil {
+				final = verifier.RequireScopes(tt.route...)(final)
+			}
+			srv := httptest.NewServer(verifier.Middleware(v, opts...)(final))
+			defer srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range tt.auth {
+				req.Header.Add("Authorization", a)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status = %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if got := resp.Header.Get("WWW-Authenticate"); got != tt.wantChall {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantChall)
+			}
+			switch {
+			case tt.wantStatus == http.StatusOK:
+				if got, want := string(body), "hello user-7"; got != want {
+					t.Errorf("body = %q, want %q", got, want)
+				}
+			default:
+				if got, want := string(body), http.StatusText(tt.wantStatus)+"\n"; got != want {
+					t.Errorf("body = %q, want %q (no detail)", got, want)
+				}
+				if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+					t.Errorf("Cache-Control = %q, want no-store", got)
+				}
+			}
+			switch {
+			case tt.wantReason == nil && reason != nil:
+				t.Errorf("error hook called with %v, want no call", reason)
+			case tt.wantReason == errAny && reason == nil:
+				t.Errorf("error hook not called")
+			case tt.wantReason != nil && tt.wantReason != errAny && !errors.Is(reason, tt.wantReason):
+				t.Errorf("error hook reason = %v, want %v", reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// errAny stands for "the hook is called, with any reason".
+var errAny = errors.New("any reason")
+
+func TestRequireScopesWithoutMiddleware(t *testing.T) {
+	h := verifier.RequireScopes("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("handler reached without verified claims")
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("status = %d, want 401", rec.Code)
+	}
+}
+
+func TestMiddlewareNilVerifier(t *testing.T) {
+	h := verifier.Middleware(nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("handler reached with a nil Verifier")
+	}))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer x.y.z")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "invalid_token") {
+		t.Errorf("status = %d, challenge %q; want 401 invalid_token", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}

@@ -1,0 +1,177 @@
+package verifier
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenkms/tokenkms/internal/jose"
+)
+
+// Defaults and bounds of a Policy.
+const (
+	DefaultLeeway       = 30 * time.Second
+	MaxLeeway           = 5 * time.Minute
+	DefaultMaxTokenAge  = 24 * time.Hour
+	DefaultMaxLifetime  = 24 * time.Hour
+	DefaultMaxTokenSize = 8 << 10
+	MaxMaxTokenSize     = 64 << 10
+	DefaultType         = "at+jwt"
+)
+
+// DefaultAlgorithms is the algorithm allowlist of a Policy that names none.
+var DefaultAlgorithms = []string{"ES256", "ES384", "EdDSA", "PS256", "RS256"}
+
+// Policy is everything Verify checks beyond the signature. New validates it
+// and fills in the defaults; a zero duration or size means its default.
+type Policy struct {
+	Issuer   string   // required "iss"
+	Audience []string // required; the token must carry at least one of them
+
+	// Algorithms allowed in "alg" (default DefaultAlgorithms). Only
+	// asymmetric algorithms that internal/jose implements are accepted:
+	// never "none" nor HS*. A token's alg must also be its key's own.
+	Algorithms []string
+	// Types accepted in "typ" (default "at+jwt"), compared
+	// case-insensitively; "application/" before a type is also accepted.
+	Types []string
+
+	Leeway       time.Duration // clock skew allowed on exp, nbf, iat (default 30s, at most 5 min)
+	MaxTokenAge  time.Duration // now − iat (default 24h)
+	MaxLifetime  time.Duration // exp − iat (default 24h)
+	MaxTokenSize int           // bytes, checked before any decoding (default 8 KiB, at most 64 KiB)
+
+	RequiredScopes        []string // every one must be granted (ErrScope)
+	AllowedPrincipalTypes []string // if set, principal_type is required and must be one of them
+	AllowedClientIDs      []string // if set, client_id must be one of them (it is always required)
+}
+
+// policy is a validated Policy in the form Verify reads.
+type policy struct {
+	Policy
+	algs  []*jose.Alg
+	types []string // without "application/", lower case
+}
+
+func policyError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrPolicy, field, fmt.Sprintf(format, args...))
+}
+
+func compile(p Policy) (*policy, error) {
+	if p.Issuer == "" {
+		return nil, policyError("Issuer", "required")
+	}
+	if len(p.Audience) == 0 {
+		return nil, policyError("Audience", "at least one required")
+	}
+	c := &policy{Policy: p}
+	for _, f := range []struct {
+		name string
+		list *[]string
+	}{
+		{"Audience", &c.Audience}, {"RequiredScopes", &c.RequiredScopes},
+		{"AllowedPrincipalTypes", &c.AllowedPrincipalTypes}, {"AllowedClientIDs", &c.AllowedClientIDs},
+	} {
+		if slices.Contains(*f.list, "") {
+			return nil, policyError(f.name, "empty entry")
+		}
+		*f.list = slices.Clone(*f.list)
+	}
+	for _, s := range c.RequiredScopes {
+		if !jose.ValidScopeToken(s) {
+			return nil, policyError("RequiredScopes", "%q is not an RFC 6749 scope token", s)
+		}
+	}
+
+	names := p.Algorithms
+	if len(names) == 0 {
+		names = DefaultAlgorithms
+	}
+	for _, n := range names {
+		a, ok := jose.Lookup(n)
+		if !ok || strings.EqualFold(n, "none") || strings.HasPrefix(strings.ToUpper(n), "HS") {
+			return nil, policyError("Algorithms", "%q is not an asymmetric JWS algorithm tokenkms verifies", n)
+		}
+		c.algs = append(c.algs, a)
+	}
+	c.Algorithms = slices.Clone(names)
+
+	types := p.Types
+	if len(types) == 0 {
+		types = []string{DefaultType}
+	}
+	for _, t := range types {
+		n := normalType(t)
+		if n == "" {
+			return nil, policyError("Types", "empty entry")
+		}
+		c.types = append(c.types, n)
+	}
+	c.Types = slices.Clone(types)
+
+	var err error
+	if c.Leeway, err = duration("Leeway", p.Leeway, DefaultLeeway, MaxLeeway); err != nil {
+		return nil, err
+	}
+	if c.MaxTokenAge, err = duration("MaxTokenAge", p.MaxTokenAge, DefaultMaxTokenAge, 0); err != nil {
+		return nil, err
+	}
+	if c.MaxLifetime, err = duration("MaxLifetime", p.MaxLifetime, DefaultMaxLifetime, 0); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.MaxTokenSize < 0:
+		return nil, policyError("MaxTokenSize", "negative")
+	case p.MaxTokenSize == 0:
+		c.MaxTokenSize = DefaultMaxTokenSize
+	case p.MaxTokenSize > MaxMaxTokenSize:
+		return nil, policyError("MaxTokenSize", "%d exceeds %d", p.MaxTokenSize, MaxMaxTokenSize)
+	}
+	return c, nil
+}
+
+func duration(field string, d, def, max time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, policyError(field, "negative")
+	case d == 0:
+		return def, nil
+	case max > 0 && d > max:
+		return 0, policyError(field, "%v exceeds %v", d, max)
+	}
+	return d, nil
+}
+
+// normalType drops a leading "application/" (RFC 7515 §4.1.9) and lowers
+// the case.
+func normalType(t string) string {
+	const prefix = "application/"
+	if len(t) >= len(prefix) && strings.EqualFold(t[:len(prefix)], prefix) {
+		t = t[len(prefix):]
+	}
+	return strings.ToLower(t)
+}
+
+// typeAllowed compares typ with the accepted types without allocating.
+func (p *policy) typeAllowed(typ string) bool {
+	const prefix = "application/"
+	if len(typ) >= len(prefix) && strings.EqualFold(typ[:len(prefix)], prefix) {
+		typ = typ[len(prefix):]
+	}
+	for _, t := range p.types {
+		if strings.EqualFold(typ, t) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *policy) alg(name string) (*jose.Alg, bool) {
+	for _, a := range p.algs {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return nil, false
+}
