@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"time"
 )
 
@@ -60,4 +62,27 @@ type Event struct {
 // not happen: callers treat a non-nil error as a veto.
 type Sink interface {
 	Emit(ctx context.Context, e Event) error
+}
+
+// Validate reports whether e may be emitted: Type, Actor and Outcome are
+// set and Outcome is one of Success, Denied, Failure. The error wraps
+// ErrInvalidEvent. Every sink of this package calls it before writing.
+func (e Event) Validate() error {
+	switch {
+	case e.Type == "":
+		return fmt.Errorf("%w: empty type", ErrInvalidEvent)
+	case e.Actor == "":
+		return fmt.Errorf("%w: empty actor", ErrInvalidEvent)
+	case e.Outcome == "":
+		return fmt.Errorf("%w: empty outcome", ErrInvalidEvent)
+	case e.Outcome != Success && e.Outcome != Denied && e.Outcome != Failure:
+		return fmt.Errorf("%w: unknown outcome %q", ErrInvalidEvent, e.Outcome)
+	}
+	return nil
+}
+
+// clone returns a copy of e that shares no map with it.
+func (e Event) clone() Event {
+	e.Details = maps.Clone(e.Details)
+	return e
 }
