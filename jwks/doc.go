@@ -1,0 +1,49 @@
+// Package jwks publishes and consumes JSON Web Key Sets (RFC 7517).
+//
+// NewHandler serves, in process, the public keys that a KeySource lists
+// (the keyring gives its Pending, Active and Retiring signing keys, R3.4,
+// R5.1) with the caching headers remote verifiers rely on. RemoteSet is the
+// other end: a verifier.KeySource for services that verify tokens in
+// another process, fed by such an endpoint.
+//
+// The package never imports the keyring: it declares KeySource, which
+// *keyring.Keyring implements.
+//
+// # Security
+//
+// The handler publishes only public keys: each JWK is built with jwx from
+// the crypto public key and carries kty, the key's public members, kid, alg
+// and "use":"sig". A private key, a key without kid, a duplicate kid or a
+// key that does not fit its algorithm makes the handler answer 500 (the
+// reason goes to WithErrorHandler) rather than publish anything wrong.
+//
+// RemoteSet fetches over https only (plain http only to 127.0.0.1, ::1 or
+// localhost with AllowInsecureLoopback, redirects included), caps the body
+// (1 MiB) and bounds each fetch (10 s). It keeps only keys a verifier may
+// use: kid and alg set, alg allowed, "use" absent or "sig", RSA of at
+// least 2048 bits, the curve of the alg; it skips private and symmetric
+// keys, which a JWKS must not hold. A document that is not a JWK set or
+// lists one kid twice is refused as a whole and the last good set stays in
+// use, for at most WithMaxStale past its expiry. A kid that disappears
+// from the document is dropped at the next fetch.
+//
+// A flood of tokens with unknown kids cannot turn into a flood of fetches:
+// one fetch per minimum refresh interval at most, single-flight, and
+// recent misses are cached. Only the caller that triggers the fetch waits
+// for it (bounded by its context); the others fail at once with
+// verifier.ErrUnknownKID.
+//
+// # Concurrency
+//
+// The handler and RemoteSet are safe for concurrent use. RemoteSet answers
+// VerificationKey from an immutable snapshot without taking a lock on the
+// hit path; a fetch builds a new snapshot and swaps it in.
+//
+// # Errors
+//
+// The handler's refusals wrap ErrKey (and ErrPrivateKey for private
+// material). RemoteSet construction and Refresh return ErrOption, ErrInsecureURL,
+// ErrFetch, ErrTooLarge or ErrMalformed; VerificationKey returns errors
+// wrapping verifier.ErrUnknownKID for a kid it does not know, and
+// verifier.ErrKeySource with ErrStale or ErrClosed when it cannot answer.
+package jwks

@@ -1,0 +1,37 @@
+package jwks
+
+import "errors"
+
+// Errors of this package. Match them with errors.Is.
+var (
+	// ErrKey: the KeySource gave a key the handler will not publish: a
+	// private key (never published), a key without kid, a duplicate kid, an
+	// algorithm outside the JWS table or a key that does not fit its
+	// algorithm (RSA under 2048 bits, wrong curve).
+	ErrKey = errors.New("jwks: key refused")
+	// ErrPrivateKey: the KeySource gave private key material. It also
+	// matches ErrKey.
+	ErrPrivateKey = errors.New("jwks: private key refused")
+	// ErrInsecureURL: a RemoteSet URL that is not https (plain http is
+	// allowed only to a loopback host with AllowInsecureLoopback), or a
+	// redirect to such a URL.
+	ErrInsecureURL = errors.New("jwks: insecure or invalid URL")
+	// ErrFetch: the JWKS could not be fetched (network error, timeout,
+	// status other than 200 or 304).
+	ErrFetch = errors.New("jwks: fetch failed")
+	// ErrTooLarge: the JWKS document exceeds the body size limit.
+	ErrTooLarge = errors.New("jwks: document too large")
+	// ErrMalformed: the document is not a JWK set (not JSON, no "keys"
+	// array, or two usable keys with the same kid).
+	ErrMalformed = errors.New("jwks: malformed document")
+	// ErrStale: the last good set expired longer ago than the maximum
+	// staleness and no refresh has succeeded since. It is returned wrapped
+	// together with verifier.ErrKeySource.
+	ErrStale = errors.New("jwks: key set stale")
+	// ErrClosed: the RemoteSet was closed.
+	ErrClosed = errors.New("jwks: remote set closed")
+	// ErrOption: an option of NewRemoteSet out of range.
+	ErrOption = errors.New("jwks: invalid option")
+	// ErrStarted: Start called twice.
+	ErrStarted = errors.New("jwks: remote set already started")
+)
