@@ -115,19 +115,28 @@ func (m *MemStore) Put(ctx context.Context, k Key) error {
 
 // Update replaces a key whose stored version is expectVersion.
 func (m *MemStore) Update(ctx context.Context, k Key, expectVersion int64) error {
+	return m.UpdateBatch(ctx, []KeyUpdate{{Key: k, ExpectVersion: expectVersion}})
+}
+
+// UpdateBatch applies every update or none (BatchUpdater).
+func (m *MemStore) UpdateBatch(ctx context.Context, updates []KeyUpdate) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur, ok := m.keys[k.KID]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrNotFound, k.KID)
+	for _, u := range updates {
+		cur, ok := m.keys[u.Key.KID]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrNotFound, u.Key.KID)
+		}
+		if cur.Version != u.ExpectVersion {
+			return fmt.Errorf("%w: %s at version %d, expected %d", ErrConflict, u.Key.KID, cur.Version, u.ExpectVersion)
+		}
 	}
-	if cur.Version != expectVersion {
-		return fmt.Errorf("%w: %s at version %d, expected %d", ErrConflict, k.KID, cur.Version, expectVersion)
+	for _, u := range updates {
+		u.Key.Version = u.ExpectVersion + 1
+		m.keys[u.Key.KID] = u.Key
 	}
-	k.Version = expectVersion + 1
-	m.keys[k.KID] = k
 	return nil
 }

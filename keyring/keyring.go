@@ -1,0 +1,484 @@
+package keyring
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+// Config assembles a Keyring.
+type Config struct {
+	// Store keeps key records; default an empty MemStore.
+	Store KeyStore
+	// Providers are the key backends by name ("local", "awskms", ...).
+	// Default: {"local": a LocalProvider under an ephemeral AES key}.
+	Providers map[string]signer.Provider
+	// Audit receives an event for every action (R2.5, R6.2). Required.
+	Audit audit.Sink
+	// Revocations is where emergency rotation records revoked kids and
+	// jtis, and what the Keyring answers as a verifier.RevocationList.
+	// Required.
+	Revocations verifier.RevocationList
+	// Sets are the key sets and their policies. At least one.
+	Sets []SetPolicy
+	// Authorizer decides who may do what; default RoleAuthorizer.
+	Authorizer Authorizer
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// IssuedJTIs, when set, lists the jtis issued per kid: emergency
+	// rotation revokes them one by one as well as by kid (R4.4).
+	IssuedJTIs JTILister
+	// IncidentHooks run after an emergency rotation (R4.5).
+	IncidentHooks []IncidentHook
+	// OnOverdue is called by Tick for each key past its RotateBy.
+	OnOverdue func(ctx context.Context, k Key)
+	// StrictOverdue refuses to sign with a key past its RotateBy.
+	StrictOverdue bool
+}
+
+// Keyring manages the keys of its sets through their life. Its lookups
+// (Signer, VerificationKey, PublicKeys) answer from an immutable snapshot
+// without locks; administrative calls are serialised and each is audited
+// before it takes effect.
+type Keyring struct {
+	store       KeyStore
+	providers   map[string]signer.Provider
+	audit       audit.Sink
+	revocations verifier.RevocationList
+	sets        map[string]SetPolicy
+	setOrder    []string
+	authz       Authorizer
+	now         func() time.Time
+	hooks       []IncidentHook
+	issued      JTILister
+	onOverdue   func(context.Context, Key)
+	strictOver  bool
+
+	mu        sync.Mutex // serialises administrative calls and Refresh
+	tickMu    sync.Mutex // one Tick at a time
+	snap      atomic.Pointer[snapshot]
+	signersMu sync.Mutex
+	signers   map[string]*guardedSigner // opened signers by kid
+	frozen    map[string]bool           // kids frozen by emergency rotation
+	schedule  map[string]string         // set -> principal that approved its rotation schedule
+}
+
+type snapshot struct {
+	keys   map[string]*Key // every key by kid
+	active map[string]*Key // set -> the Active key
+}
+
+// New builds a Keyring and loads the store's keys.
+func New(ctx context.Context, cfg Config) (*Keyring, error) {
+	if cfg.Audit == nil {
+		return nil, fmt.Errorf("%w: an audit sink is required (R2.5)", ErrPolicy)
+	}
+	if cfg.Revocations == nil {
+		return nil, fmt.Errorf("%w: a revocation list is required (R4.4)", ErrPolicy)
+	}
+	if len(cfg.Sets) == 0 {
+		return nil, fmt.Errorf("%w: no key set", ErrPolicy)
+	}
+	r := &Keyring{
+		store:       cfg.Store,
+		providers:   cfg.Providers,
+		audit:       cfg.Audit,
+		revocations: cfg.Revocations,
+		sets:        make(map[string]SetPolicy, len(cfg.Sets)),
+		authz:       cfg.Authorizer,
+		now:         cfg.Now,
+		hooks:       cfg.IncidentHooks,
+		issued:      cfg.IssuedJTIs,
+		onOverdue:   cfg.OnOverdue,
+		strictOver:  cfg.StrictOverdue,
+		signers:     make(map[string]*guardedSigner),
+		frozen:      make(map[string]bool),
+		schedule:    make(map[string]string),
+	}
+	if r.store == nil {
+		r.store = NewMemStore()
+	}
+	if r.providers == nil {
+		lp, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+		if err != nil {
+			return nil, err
+		}
+		r.providers = map[string]signer.Provider{DefaultBackend: lp}
+	}
+	if r.authz == nil {
+		r.authz = RoleAuthorizer{}
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	for _, sp := range cfg.Sets {
+		p, err := sp.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.sets[p.Name]; dup {
+			return nil, fmt.Errorf("%w: set %q defined twice", ErrPolicy, p.Name)
+		}
+		if p.Purpose == Signing && r.providers[p.Backend] == nil {
+			return nil, fmt.Errorf("%w: set %q: no provider for backend %q", ErrPolicy, p.Name, p.Backend)
+		}
+		r.sets[p.Name] = p
+		r.setOrder = append(r.setOrder, p.Name)
+	}
+	if err := r.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Policy returns the effective policy (defaults filled) of a set.
+func (r *Keyring) Policy(set string) (SetPolicy, error) {
+	p, ok := r.sets[set]
+	if !ok {
+		return SetPolicy{}, fmt.Errorf("%w: %q", ErrUnknownSet, set)
+	}
+	return p, nil
+}
+
+// Refresh reloads the snapshot from the store. Administrative calls do it
+// themselves; a host whose store is shared by several replicas calls it
+// when the store reports a change.
+func (r *Keyring) Refresh(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refreshLocked(ctx)
+}
+
+func (r *Keyring) refreshLocked(ctx context.Context) error {
+	keys, err := r.store.List(ctx, Filter{})
+	if err != nil {
+		return fmt.Errorf("keyring: load keys: %w", err)
+	}
+	s := &snapshot{keys: make(map[string]*Key, len(keys)), active: make(map[string]*Key)}
+	for i := range keys {
+		k := &keys[i]
+		s.keys[k.KID] = k
+		if k.State == Active {
+			s.active[k.Set] = k
+		}
+	}
+	r.snap.Store(s)
+	r.signersMu.Lock()
+	for kid, g := range r.signers {
+		k, ok := s.keys[kid]
+		switch {
+		case !ok:
+			delete(r.signers, kid)
+		case k.State == Compromised:
+			g.freeze()
+		case k.State != Active:
+			g.deactivate(k.GraceUntil)
+		}
+	}
+	r.signersMu.Unlock()
+	return nil
+}
+
+// Key returns the record of a key. It needs a principal allowed to read.
+func (r *Keyring) Key(ctx context.Context, kid string) (Key, error) {
+	if err := r.authorize(ctx, ActionRead, "", kid); err != nil {
+		return Key{}, err
+	}
+	return r.store.Get(ctx, kid)
+}
+
+// Keys lists key records. It needs a principal allowed to read.
+func (r *Keyring) Keys(ctx context.Context, f Filter) ([]Key, error) {
+	if err := r.authorize(ctx, ActionRead, f.Set, ""); err != nil {
+		return nil, err
+	}
+	return r.store.List(ctx, f)
+}
+
+// VerificationKey implements verifier.KeySource from the snapshot: Pending,
+// Active and Retiring (within grace) signing keys verify; a retired or
+// destroyed key gives verifier.ErrKeyRetired, a compromised one
+// verifier.ErrKeyCompromised, anything else verifier.ErrUnknownKID.
+func (r *Keyring) VerificationKey(_ context.Context, kid string) (verifier.Key, error) {
+	k, ok := r.snap.Load().keys[kid]
+	if !ok || k.Purpose != Signing {
+		return verifier.Key{}, verifier.ErrUnknownKID
+	}
+	switch {
+	case k.State == Compromised:
+		return verifier.Key{}, verifier.ErrKeyCompromised
+	case k.State == Retired || k.State == Destroyed:
+		return verifier.Key{}, verifier.ErrKeyRetired
+	case k.State == Retiring && !r.now().Before(k.GraceUntil):
+		return verifier.Key{}, verifier.ErrKeyRetired
+	}
+	return verifier.Key{KID: k.KID, Set: k.Set, Algorithm: k.Algorithm, Public: k.Public}, nil
+}
+
+// PublicKeys returns the keys the JWKS publishes (R5.1): the Pending,
+// Active and Retiring (within grace) signing keys of every set.
+func (r *Keyring) PublicKeys(ctx context.Context) ([]verifier.Key, error) {
+	s := r.snap.Load()
+	out := make([]verifier.Key, 0, len(s.keys))
+	for _, name := range r.setOrder {
+		for _, k := range r.published(s, name) {
+			out = append(out, verifier.Key{KID: k.KID, Set: k.Set, Algorithm: k.Algorithm, Public: k.Public})
+		}
+	}
+	return out, nil
+}
+
+func (r *Keyring) published(s *snapshot, set string) []Key {
+	now := r.now()
+	var out []Key
+	for _, k := range s.keys {
+		if k.Set != set || k.Purpose != Signing || !k.State.Published() {
+			continue
+		}
+		if k.State == Retiring && !now.Before(k.GraceUntil) {
+			continue
+		}
+		out = append(out, *k)
+	}
+	SortKeys(out)
+	return out
+}
+
+// RevokeJTI implements verifier.RevocationList over the configured list.
+func (r *Keyring) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
+	return r.revokeJTI(ctx, jti, until, "")
+}
+
+// RevokeKID implements verifier.RevocationList over the configured list.
+func (r *Keyring) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
+	return r.revokeKID(ctx, kid, issuedBefore, "")
+}
+
+// Revoked implements verifier.RevocationList over the configured list.
+func (r *Keyring) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
+	return r.revocations.Revoked(ctx, kid, jti, issuedAt)
+}
+
+func (r *Keyring) revokeJTI(ctx context.Context, jti string, until time.Time, incident string) error {
+	p, err := r.principalFor(ctx, ActionRevoke, "", "")
+	if err != nil {
+		return err
+	}
+	if jti == "" {
+		return fmt.Errorf("keyring: empty jti")
+	}
+	ev := r.event(audit.RevokedJTI, p, "", "", incident)
+	ev.Details = map[string]string{"jti": jti, "until": until.UTC().Format(time.RFC3339)}
+	if err := r.emit(ctx, ev); err != nil {
+		return err
+	}
+	return r.revocations.RevokeJTI(ctx, jti, until)
+}
+
+func (r *Keyring) revokeKID(ctx context.Context, kid string, issuedBefore time.Time, incident string) error {
+	p, err := r.principalFor(ctx, ActionRevoke, "", kid)
+	if err != nil {
+		return err
+	}
+	ev := r.event(audit.RevokedKID, p, "", kid, incident)
+	ev.Details = map[string]string{"issued_before": issuedBefore.UTC().Format(time.RFC3339)}
+	if err := r.emit(ctx, ev); err != nil {
+		return err
+	}
+	return r.revocations.RevokeKID(ctx, kid, issuedBefore)
+}
+
+// Signer returns the Signer of the set's Active key (signer.ActiveKeys).
+// It needs no principal: signing is Core's everyday work, not
+// administration. The signer refuses to sign once its key is frozen by an
+// emergency rotation or stops being Active.
+func (r *Keyring) Signer(ctx context.Context, set string) (signer.Signer, error) {
+	p, ok := r.sets[set]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownSet, set)
+	}
+	if p.Purpose != Signing {
+		return nil, fmt.Errorf("%w: set %q holds %v keys", ErrWrongPurpose, set, p.Purpose)
+	}
+	k := r.snap.Load().active[set]
+	if k == nil {
+		return nil, fmt.Errorf("%w: set %q", ErrNoActiveKey, set)
+	}
+	if r.strictOver && !r.now().Before(k.RotateBy) {
+		return nil, fmt.Errorf("%w: %s was due for rotation on %s", ErrOverdue, k.KID, k.RotateBy.UTC().Format(time.RFC3339))
+	}
+	return r.openSigner(ctx, *k)
+}
+
+func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error) {
+	r.signersMu.Lock()
+	g, ok := r.signers[k.KID]
+	r.signersMu.Unlock()
+	if ok {
+		return g, nil
+	}
+	prov := r.providers[k.Backend]
+	if prov == nil {
+		return nil, fmt.Errorf("%w: no provider for backend %q", ErrBackend, k.Backend)
+	}
+	s, err := prov.Open(ctx, k.KID, k.BackendRef)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrBackend, k.KID, err)
+	}
+	if s.KID() != k.KID || s.Algorithm() != k.Algorithm {
+		return nil, fmt.Errorf("%w: backend key %s/%s does not match record %s/%s", ErrBackend, s.KID(), s.Algorithm(), k.KID, k.Algorithm)
+	}
+	return r.adoptSigner(k, s), nil
+}
+
+// adoptSigner registers an opened signer, keeping the first one opened.
+func (r *Keyring) adoptSigner(k Key, s signer.Signer) *guardedSigner {
+	r.signersMu.Lock()
+	defer r.signersMu.Unlock()
+	if g, ok := r.signers[k.KID]; ok {
+		return g
+	}
+	g := &guardedSigner{inner: s}
+	switch {
+	case k.State == Compromised || r.frozen[k.KID]:
+		g.frozen = true
+	case k.State != Active:
+		g.deactivate(k.GraceUntil)
+	}
+	r.signers[k.KID] = g
+	return g
+}
+
+func (r *Keyring) signer(kid string) *guardedSigner {
+	r.signersMu.Lock()
+	defer r.signersMu.Unlock()
+	return r.signers[kid]
+}
+
+// guardedSigner is what Signer hands out: it refuses to sign once its key
+// is frozen (compromise) or no longer Active. Sign holds the read lock for
+// the whole signature, freeze takes the write lock: once freeze returns,
+// no signature is in flight and none will be produced.
+type guardedSigner struct {
+	inner  signer.Signer
+	mu     sync.RWMutex
+	frozen bool
+	ended  bool
+	until  atomic.Int64 // unix nanoseconds of the verification horizon, 0 while Active
+}
+
+func (g *guardedSigner) KID() string              { return g.inner.KID() }
+func (g *guardedSigner) Algorithm() string        { return g.inner.Algorithm() }
+func (g *guardedSigner) Public() crypto.PublicKey { return g.inner.Public() }
+func (g *guardedSigner) String() string           { return fmt.Sprint(g.inner) }
+
+// VerifiableUntil is the end of the key's verification horizon, zero while
+// it is Active (it then lasts at least until rotation plus grace).
+func (g *guardedSigner) VerifiableUntil() time.Time {
+	if n := g.until.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+func (g *guardedSigner) Sign(ctx context.Context, signingInput []byte) ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.frozen {
+		return nil, fmt.Errorf("%w: %s", ErrFrozen, g.inner.KID())
+	}
+	if g.ended {
+		return nil, fmt.Errorf("%w: %s", signer.ErrKeyNotActive, g.inner.KID())
+	}
+	return g.inner.Sign(ctx, signingInput)
+}
+
+func (g *guardedSigner) freeze() {
+	g.mu.Lock()
+	g.frozen = true
+	g.mu.Unlock()
+}
+
+func (g *guardedSigner) deactivate(graceUntil time.Time) {
+	g.mu.Lock()
+	g.ended = true
+	g.mu.Unlock()
+	if !graceUntil.IsZero() {
+		g.until.Store(graceUntil.UnixNano())
+	}
+}
+
+// newKID returns 128 random bits, base64url: at least what R2.1 needs to
+// be unique without coordination.
+func newKID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func newEventID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (r *Keyring) event(t audit.Type, p Principal, set, kid, incident string) audit.Event {
+	return audit.Event{
+		ID: newEventID(), Time: r.now().UTC(), Type: t, Set: set, KID: kid,
+		Actor: p.ID, Outcome: audit.Success, Incident: incident,
+	}
+}
+
+// emit sends an event; a failure vetoes the action.
+func (r *Keyring) emit(ctx context.Context, e audit.Event) error {
+	if err := r.audit.Emit(ctx, e); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrAudit, e.Type, err)
+	}
+	return nil
+}
+
+// principalFor checks that ctx carries a principal allowed to do a on set,
+// and audits a denial.
+func (r *Keyring) principalFor(ctx context.Context, a Action, set, kid string) (Principal, error) {
+	p, ok := PrincipalFrom(ctx)
+	var err error
+	if !ok {
+		err = fmt.Errorf("%w: %s", ErrNoPrincipal, a)
+		p = Principal{ID: "anonymous"}
+	} else {
+		err = r.authz.Authorize(ctx, p, a, set)
+	}
+	if err != nil {
+		return p, r.denied(ctx, p, a, set, kid, err)
+	}
+	return p, nil
+}
+
+func (r *Keyring) authorize(ctx context.Context, a Action, set, kid string) error {
+	_, err := r.principalFor(ctx, a, set, kid)
+	return err
+}
+
+// denied audits a refused attempt and returns err (joined with the audit
+// failure if the event could not be written).
+func (r *Keyring) denied(ctx context.Context, p Principal, a Action, set, kid string, err error) error {
+	ev := r.event(audit.AccessDenied, p, set, kid, "")
+	ev.Outcome = audit.Denied
+	ev.Reason = err.Error()
+	ev.Details = map[string]string{"action": string(a)}
+	if aerr := r.emit(ctx, ev); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
+}

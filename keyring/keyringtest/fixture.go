@@ -1,0 +1,173 @@
+package keyringtest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+// The principals a Fixture acts as, one per role, so that every step
+// respects the separation of duties.
+var (
+	Issuer          = keyring.Principal{ID: "test-issuer", Roles: []keyring.Role{keyring.RoleIssuer}}
+	Approver        = keyring.Principal{ID: "test-approver", Roles: []keyring.Role{keyring.RoleApprover}}
+	Deployer        = keyring.Principal{ID: "test-deployer", Roles: []keyring.Role{keyring.RoleDeployer}}
+	SecurityOfficer = keyring.Principal{ID: "test-security-officer", Roles: []keyring.Role{keyring.RoleSecurityOfficer}}
+	Core            = keyring.Principal{ID: "test-core", Roles: []keyring.Role{keyring.RoleCore}}
+)
+
+// Start is the time a Fixture's clock starts at.
+var Start = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+// Options shape a Fixture; zero fields take the defaults shown.
+type Options struct {
+	Set       string   // "access-tokens"
+	Algorithm string   // "ES256"
+	Issuer    string   // "https://core.test"
+	Audience  []string // ["api"]
+	// Policy is the verifier policy; Issuer and Audience default to the
+	// fields above.
+	Policy verifier.Policy
+}
+
+// Fixture is a complete in-memory tokenkms: a keyring with one Active
+// local key, an Issuer, a Verifier, the audit recorder, the revocation list
+// and a fake clock, wired together. Core's unit tests use it instead of
+// the real backends.
+type Fixture struct {
+	Clock       *Clock
+	Ring        *keyring.Keyring
+	Issuer      *signer.Issuer
+	Verifier    *verifier.Verifier
+	Audit       *audit.Recorder
+	Revocations *verifier.MemoryRevocationList
+	Set         string
+	Audience    []string
+}
+
+// New builds a Fixture whose set has an Active key (created, approved and
+// activated by three principals) and a standing schedule approval.
+func New(opts Options) (*Fixture, error) {
+	if opts.Set == "" {
+		opts.Set = "access-tokens"
+	}
+	if opts.Issuer == "" {
+		opts.Issuer = "https://core.test"
+	}
+	if len(opts.Audience) == 0 {
+		opts.Audience = []string{"api"}
+	}
+	if opts.Policy.Issuer == "" {
+		opts.Policy.Issuer = opts.Issuer
+	}
+	if len(opts.Policy.Audience) == 0 {
+		opts.Policy.Audience = opts.Audience
+	}
+	f := &Fixture{Clock: NewClock(Start), Audit: audit.NewRecorder(), Set: opts.Set, Audience: opts.Audience}
+	f.Revocations = verifier.NewMemoryRevocationList(f.Clock.Now)
+	ctx := context.Background()
+	ring, err := keyring.New(ctx, keyring.Config{
+		Audit: f.Audit, Revocations: f.Revocations, Now: f.Clock.Now,
+		Sets: []keyring.SetPolicy{{Name: opts.Set, Owner: "test-owner", Algorithm: opts.Algorithm}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	f.Ring = ring
+	pol, err := ring.Policy(opts.Set)
+	if err != nil {
+		return nil, err
+	}
+	if f.Issuer, err = signer.NewIssuer(ring, signer.IssuerConfig{
+		Set: opts.Set, Issuer: opts.Issuer, Audience: opts.Audience,
+		DefaultLifetime: pol.MaxTokenLifetime / 4, MaxLifetime: pol.MaxTokenLifetime, Now: f.Clock.Now,
+	}); err != nil {
+		return nil, err
+	}
+	if f.Verifier, err = verifier.New(ring, opts.Policy, verifier.WithNow(f.Clock.Now)); err != nil {
+		return nil, err
+	}
+	k, err := ring.Create(f.As(Issuer), opts.Set)
+	if err != nil {
+		return nil, err
+	}
+	if err := ring.Approve(f.As(Approver), k.KID); err != nil {
+		return nil, err
+	}
+	if err := ring.Activate(f.As(Deployer), k.KID); err != nil {
+		return nil, err
+	}
+	if err := ring.ApproveSchedule(f.As(Approver), opts.Set); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// As returns a context carrying p.
+func (f *Fixture) As(p keyring.Principal) context.Context {
+	return keyring.WithPrincipal(context.Background(), p)
+}
+
+// Token issues a token for subject with the given scopes, client "test-client"
+// and principal type "user".
+func (f *Fixture) Token(subject string, scopes ...string) (string, error) {
+	return f.Issuer.Issue(context.Background(), tokenkms.Claims{
+		Subject: subject, Scope: scopes, ClientID: "test-client", PrincipalType: "user",
+	})
+}
+
+// ActiveKID returns the kid of the set's Active key.
+func (f *Fixture) ActiveKID() (string, error) {
+	s, err := f.Ring.Signer(context.Background(), f.Set)
+	if err != nil {
+		return "", err
+	}
+	return s.KID(), nil
+}
+
+// Rotate performs a whole scheduled rotation step as the operators would:
+// starts it, approves the successor, lets the pre-publication delay pass
+// and ticks. The successor is then Active and the previous key Retiring.
+func (f *Fixture) Rotate() (keyring.Key, error) {
+	k, err := f.Ring.Rotate(f.As(Issuer), f.Set)
+	if err != nil {
+		return keyring.Key{}, err
+	}
+	if err := f.Ring.Approve(f.As(Approver), k.KID); err != nil {
+		return keyring.Key{}, err
+	}
+	pol, err := f.Ring.Policy(f.Set)
+	if err != nil {
+		return keyring.Key{}, err
+	}
+	f.Clock.Advance(pol.PrePublication)
+	if err := f.Ring.Tick(context.Background()); err != nil {
+		return keyring.Key{}, err
+	}
+	if kid, err := f.ActiveKID(); err != nil || kid != k.KID {
+		return keyring.Key{}, fmt.Errorf("keyringtest: rotation did not activate %s (active %q, %v)", k.KID, kid, err)
+	}
+	return f.Ring.Key(f.As(Core), k.KID)
+}
+
+// EndGrace moves the clock past the grace window and ticks: every
+// Retiring key becomes Retired.
+func (f *Fixture) EndGrace() error {
+	pol, err := f.Ring.Policy(f.Set)
+	if err != nil {
+		return err
+	}
+	f.Clock.Advance(pol.Grace)
+	return f.Ring.Tick(context.Background())
+}
+
+// Compromise runs an emergency rotation of kid as the security officer.
+func (f *Fixture) Compromise(kid, incident string) (keyring.Key, error) {
+	return f.Ring.EmergencyRotate(f.As(SecurityOfficer), kid, keyring.Incident{ID: incident, Reason: "test", Severity: "high"})
+}

@@ -1,0 +1,202 @@
+package keyringtest_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+func newFixture(t *testing.T) *keyringtest.Fixture {
+	t.Helper()
+	f, err := keyringtest.New(keyringtest.Options{})
+	if err != nil {
+		t.Fatalf("keyringtest.New: %v", err)
+	}
+	return f
+}
+
+func token(t *testing.T, f *keyringtest.Fixture) string {
+	t.Helper()
+	tok, err := f.Token("alice", "orders:read")
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	return tok
+}
+
+// T1: a token signed with an unknown kid is rejected.
+func TestUnknownKIDRejected(t *testing.T) {
+	f := newFixture(t)
+	other := newFixture(t) // a different keyring: its kid is unknown here
+	if _, err := f.Verifier.Verify(context.Background(), token(t, other)); !errors.Is(err, verifier.ErrUnknownKID) {
+		t.Errorf("Verify(token of unknown kid) = %v, want ErrUnknownKID", err)
+	}
+}
+
+// T2: a token signed with a retired key is rejected; R3.4 end to end.
+func TestRetiredKeyRejected(t *testing.T) {
+	f := newFixture(t)
+	old := token(t, f)
+	if _, err := f.Rotate(); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if _, err := f.Verifier.Verify(context.Background(), old); err != nil {
+		t.Fatalf("old token during grace: %v", err)
+	}
+	if _, err := f.Verifier.Verify(context.Background(), token(t, f)); err != nil {
+		t.Fatalf("new token: %v", err)
+	}
+	if err := f.EndGrace(); err != nil {
+		t.Fatalf("EndGrace: %v", err)
+	}
+	if _, err := f.Verifier.Verify(context.Background(), old); !errors.Is(err, verifier.ErrKeyRetired) {
+		t.Errorf("old token after grace = %v, want ErrKeyRetired", err)
+	}
+}
+
+// T3: rotation causes no verification downtime: goroutines verify fresh
+// tokens continuously while the ring rotates many times.
+func TestRotationNoDowntime(t *testing.T) {
+	f := newFixture(t)
+	var stop atomic.Bool
+	var verified, rejected atomic.Int64
+	var wg sync.WaitGroup
+	// The clock only moves between an issue and its verification's end
+	// (clockMu), so no token expires in flight; Tick, and with it every
+	// rotation and retirement, runs concurrently with them.
+	var clockMu sync.RWMutex
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				clockMu.RLock()
+				tok, err := f.Token("alice", "orders:read")
+				if err != nil {
+					clockMu.RUnlock()
+					t.Errorf("Issue during rotation: %v", err)
+					return
+				}
+				_, err = f.Verifier.Verify(context.Background(), tok)
+				clockMu.RUnlock()
+				if err != nil {
+					rejected.Add(1)
+					t.Errorf("Verify during rotation: %v", err)
+					return
+				}
+				verified.Add(1)
+			}
+		}()
+	}
+	pol, err := f.Ring.Policy(f.Set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Time moves a minute per tick, so tokens stay within their 15-minute
+	// life between issue and verify while keys rotate and retire.
+	tickFor := func(d time.Duration) {
+		for range int(d / time.Minute) {
+			clockMu.Lock()
+			f.Clock.Advance(time.Minute)
+			clockMu.Unlock()
+			if err := f.Ring.Tick(context.Background()); err != nil {
+				t.Fatalf("Tick: %v", err)
+			}
+		}
+	}
+	for i := range 10 {
+		k, err := f.Ring.Rotate(f.As(keyringtest.Issuer), f.Set)
+		if err != nil {
+			t.Fatalf("rotation %d: %v", i, err)
+		}
+		if err := f.Ring.Approve(f.As(keyringtest.Approver), k.KID); err != nil {
+			t.Fatalf("approve %d: %v", i, err)
+		}
+		tickFor(pol.PrePublication)
+		if kid, _ := f.ActiveKID(); kid != k.KID {
+			t.Fatalf("rotation %d: active %s, want %s", i, kid, k.KID)
+		}
+		tickFor(pol.Grace)
+	}
+	stop.Store(true)
+	wg.Wait()
+	if rejected.Load() != 0 || verified.Load() == 0 {
+		t.Errorf("verified %d, rejected %d; want >0 and 0", verified.Load(), rejected.Load())
+	}
+}
+
+// T4: every token issued before an emergency rotation is rejected after
+// it; tokens of the new key verify.
+func TestEmergencyRotationInvalidates(t *testing.T) {
+	f := newFixture(t)
+	kid, _ := f.ActiveKID()
+	var before []string
+	for range 50 {
+		before = append(before, token(t, f))
+	}
+	fresh, err := f.Compromise(kid, "INC-42")
+	if err != nil {
+		t.Fatalf("Compromise: %v", err)
+	}
+	for i, tok := range before {
+		if _, err := f.Verifier.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrKeyCompromised) {
+			t.Fatalf("token %d after compromise = %v, want ErrKeyCompromised", i, err)
+		}
+	}
+	after := token(t, f)
+	c, err := f.Verifier.Verify(context.Background(), after)
+	if err != nil {
+		t.Fatalf("token of the new key: %v", err)
+	}
+	if got, _ := f.ActiveKID(); got != fresh.KID || got == kid {
+		t.Errorf("active kid after compromise = %s, want fresh %s", got, fresh.KID)
+	}
+	_ = c
+}
+
+// T5: create, rotate and revoke (retire, compromise) are audited.
+func TestAuditTrail(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.Rotate(); err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if err := f.EndGrace(); err != nil {
+		t.Fatalf("EndGrace: %v", err)
+	}
+	kid, _ := f.ActiveKID()
+	if _, err := f.Compromise(kid, "INC-5"); err != nil {
+		t.Fatalf("Compromise: %v", err)
+	}
+	var got []audit.Type
+	for _, ev := range f.Audit.Events() {
+		if ev.Actor == "" || ev.ID == "" || ev.Time.IsZero() {
+			t.Errorf("incomplete audit event %+v", ev)
+		}
+		got = append(got, ev.Type)
+	}
+	want := []audit.Type{
+		audit.KeyCreated, audit.KeyApproved, audit.KeyActivated, audit.PolicyApproved, // bootstrap
+		audit.KeyCreated, audit.KeyRotated, audit.KeyApproved, audit.KeyActivated, audit.KeyRotated, // rotation
+		audit.KeyRetired,                                                                 // grace over
+		audit.IncidentDeclared, audit.KeyCompromised, audit.KeyCreated, audit.RevokedKID, // emergency
+	}
+	if len(got) != len(want) {
+		t.Fatalf("audit trail %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d = %s, want %s (trail %v)", i, got[i], want[i], got)
+		}
+	}
+	if _, err := f.Ring.Key(context.Background(), kid); !errors.Is(err, keyring.ErrNoPrincipal) {
+		t.Errorf("Key without principal = %v, want ErrNoPrincipal", err)
+	}
+}

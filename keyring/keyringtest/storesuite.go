@@ -1,0 +1,244 @@
+package keyringtest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tokenkms/tokenkms/keyring"
+)
+
+// TestKeyStore is the conformance suite every keyring.KeyStore passes.
+// newStore returns an empty store; it is called once per subtest.
+func TestKeyStore(t *testing.T, newStore func(t *testing.T) keyring.KeyStore) {
+	t.Run("PutGet", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		want := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		if err := s.Put(ctx, want); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		got, err := s.Get(ctx, "kid-1")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		want.Version = 1
+		if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
+			t.Errorf("Get after Put (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("GetMissing", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("Get(missing) error = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("PutExists", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		k := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		if err := s.Put(ctx, k); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		k.Set = "other"
+		if err := s.Put(ctx, k); !errors.Is(err, keyring.ErrExists) {
+			t.Errorf("second Put error = %v, want ErrExists", err)
+		}
+		got, _ := s.Get(ctx, "kid-1")
+		if got.Set != "set-a" {
+			t.Errorf("refused Put changed the record: set = %q", got.Set)
+		}
+	})
+	t.Run("UpdateVersioning", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		k := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		if err := s.Put(ctx, k); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		k.State = keyring.Active
+		k.ActivatedAt = time.Unix(1_700_000_600, 0).UTC()
+		if err := s.Update(ctx, k, 1); err != nil {
+			t.Fatalf("Update(v1): %v", err)
+		}
+		got, err := s.Get(ctx, "kid-1")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		k.Version = 2
+		if diff := cmp.Diff(k, got, keyCmp...); diff != "" {
+			t.Errorf("after Update (-want +got):\n%s", diff)
+		}
+		stale := k
+		stale.State = keyring.Retired
+		if err := s.Update(ctx, stale, 1); !errors.Is(err, keyring.ErrConflict) {
+			t.Errorf("Update with stale version error = %v, want ErrConflict", err)
+		}
+		if got, _ := s.Get(ctx, "kid-1"); got.State != keyring.Active || got.Version != 2 {
+			t.Errorf("refused Update changed the record: state %v version %d", got.State, got.Version)
+		}
+	})
+	t.Run("UpdateMissing", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		k := SampleKey("ghost", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		if err := s.Update(ctx, k, 1); !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("Update(missing) error = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("ListFilter", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		base := time.Unix(1_700_000_000, 0)
+		keys := []keyring.Key{
+			SampleKey("c", "set-a", keyring.Active, base.Add(2*time.Hour)),
+			SampleKey("a", "set-a", keyring.Pending, base),
+			SampleKey("b", "set-b", keyring.Retired, base.Add(time.Hour)),
+			SampleKey("d", "set-a", keyring.Retiring, base.Add(2*time.Hour)),
+		}
+		for _, k := range keys {
+			if err := s.Put(ctx, k); err != nil {
+				t.Fatalf("Put %s: %v", k.KID, err)
+			}
+		}
+		for _, tc := range []struct {
+			name string
+			f    keyring.Filter
+			want []string
+		}{
+			{"all", keyring.Filter{}, []string{"a", "b", "c", "d"}},
+			{"set", keyring.Filter{Set: "set-a"}, []string{"a", "c", "d"}},
+			{"states", keyring.Filter{States: []keyring.State{keyring.Active, keyring.Retired}}, []string{"b", "c"}},
+			{"set+state", keyring.Filter{Set: "set-a", States: []keyring.State{keyring.Retiring}}, []string{"d"}},
+			{"none", keyring.Filter{Set: "set-z"}, nil},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				got, err := s.List(ctx, tc.f)
+				if err != nil {
+					t.Fatalf("List: %v", err)
+				}
+				var kids []string
+				for _, k := range got {
+					kids = append(kids, k.KID)
+				}
+				if diff := cmp.Diff(tc.want, kids); diff != "" {
+					t.Errorf("List(%+v) kids (-want +got):\n%s", tc.f, diff)
+				}
+			})
+		}
+	})
+	t.Run("ConcurrentUpdates", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		k := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		if err := s.Put(ctx, k); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		const writers = 8
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				k := k
+				k.Owner = fmt.Sprintf("writer-%d", i)
+				err := s.Update(ctx, k, 1)
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, keyring.ErrConflict):
+					t.Errorf("writer %d: error = %v, want nil or ErrConflict", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("%d writers won the same version, want exactly 1", wins.Load())
+		}
+		got, _ := s.Get(ctx, "kid-1")
+		if got.Version != 2 {
+			t.Errorf("version after one winning update = %d, want 2", got.Version)
+		}
+	})
+	t.Run("ConcurrentPut", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.Put(ctx, SampleKey("same", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))); err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, keyring.ErrExists) {
+					t.Errorf("Put error = %v, want nil or ErrExists", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("%d Puts of one kid succeeded, want 1", wins.Load())
+		}
+	})
+	t.Run("BatchAtomic", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		b, ok := s.(keyring.BatchUpdater)
+		if !ok {
+			t.Skip("store does not implement keyring.BatchUpdater")
+		}
+		a := SampleKey("a", "set-a", keyring.Active, time.Unix(1_700_000_000, 0))
+		c := SampleKey("c", "set-a", keyring.Pending, time.Unix(1_700_000_100, 0))
+		for _, k := range []keyring.Key{a, c} {
+			if err := s.Put(ctx, k); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+		}
+		a2, c2 := a, c
+		a2.State, c2.State = keyring.Retiring, keyring.Active
+		err := b.UpdateBatch(ctx, []keyring.KeyUpdate{{Key: a2, ExpectVersion: 1}, {Key: c2, ExpectVersion: 7}})
+		if !errors.Is(err, keyring.ErrConflict) {
+			t.Fatalf("UpdateBatch with one stale version error = %v, want ErrConflict", err)
+		}
+		if got, _ := s.Get(ctx, "a"); got.State != keyring.Active || got.Version != 1 {
+			t.Errorf("failed batch left a half-applied change: a is %v v%d", got.State, got.Version)
+		}
+		if err := b.UpdateBatch(ctx, []keyring.KeyUpdate{{Key: a2, ExpectVersion: 1}, {Key: c2, ExpectVersion: 1}}); err != nil {
+			t.Fatalf("UpdateBatch: %v", err)
+		}
+		ga, _ := s.Get(ctx, "a")
+		gc, _ := s.Get(ctx, "c")
+		if ga.State != keyring.Retiring || gc.State != keyring.Active || ga.Version != 2 || gc.Version != 2 {
+			t.Errorf("after batch: a %v v%d, c %v v%d; want retiring v2, active v2", ga.State, ga.Version, gc.State, gc.Version)
+		}
+	})
+}
+
+// SampleKey returns a complete signing key record (with a real P-256
+// public key) for store tests.
+func SampleKey(kid, set string, st keyring.State, created time.Time) keyring.Key {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	created = created.UTC()
+	return keyring.Key{
+		KID: kid, Set: set, Purpose: keyring.Signing, Algorithm: "ES256", State: st,
+		Owner: "team-identity", CreatedBy: "alice", CreatedAt: created, RotateBy: created.Add(90 * keyring.Day),
+		Backend: "local", BackendRef: "local.v1.ES256.opaque", Public: &priv.PublicKey,
+	}
+}
+
+var keyCmp = []cmp.Option{
+	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
+	cmp.Comparer(func(a, b *ecdsa.PublicKey) bool { return a.Equal(b) }),
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,155 @@
+package keyring
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tokenkms/tokenkms/internal/jose"
+)
+
+// The limits of the standard (R3.1, R3.2).
+const (
+	MaxSigningRotation    = 90 * 24 * time.Hour
+	MaxEncryptionRotation = 180 * 24 * time.Hour
+	Day                   = 24 * time.Hour
+)
+
+// Defaults that a zero SetPolicy field takes.
+const (
+	DefaultAlgorithm        = "ES256"
+	DefaultBackend          = "local"
+	DefaultJWKSMaxAge       = 5 * time.Minute
+	DefaultLeeway           = time.Minute
+	DefaultMaxTokenLifetime = time.Hour
+	DefaultRotateAfter      = 0.8
+)
+
+// SetPolicy is the policy of one key set: which keys it holds and how they
+// rotate. Zero fields take defaults; New refuses a policy that breaks a
+// timing rule, naming the rule.
+type SetPolicy struct {
+	Name      string  // the set's name, e.g. "access-tokens"
+	Purpose   Purpose // default Signing
+	Algorithm string  // default ES256 (signing), "A256GCM" (encryption)
+	Backend   string  // provider name in Config.Providers; default "local"
+	Owner     string  // owner of the set's keys (R2.4); required
+
+	// RotationPeriod is the key's life from creation to its target
+	// rotation date (RotateBy). Default and maximum: 90 days for signing
+	// keys, 180 days for data keys (R3.1, R3.2), or LegalMaxRotation when
+	// it is set and shorter.
+	RotationPeriod   time.Duration
+	LegalMaxRotation time.Duration
+	// RotateAfter is the fraction of RotationPeriod after which Tick
+	// starts the scheduled rotation; default 0.8, range [0.5, 0.95].
+	RotateAfter float64
+
+	// PrePublication is how long a successor is published before it may
+	// sign: at least JWKSMaxAge + Leeway. Default JWKSMaxAge + 2*Leeway.
+	PrePublication time.Duration
+	// Grace is how long a rotated key still verifies: at least
+	// MaxTokenLifetime + JWKSMaxAge + Leeway. Default: that sum.
+	Grace time.Duration
+	// MaxTokenLifetime bounds exp − iat of tokens the set signs.
+	MaxTokenLifetime time.Duration
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS; Leeway the
+	// clock skew allowed to verifiers.
+	JWKSMaxAge time.Duration
+	Leeway     time.Duration
+
+	// UnsafeSkipApproval lets a key be activated without a recorded
+	// approval by a second principal (R6.3 then does not hold).
+	UnsafeSkipApproval bool
+}
+
+// withDefaults fills zero fields and checks the timing rules.
+func (p SetPolicy) withDefaults() (SetPolicy, error) {
+	bad := func(rule string, args ...any) (SetPolicy, error) {
+		return SetPolicy{}, fmt.Errorf("%w: set %q: %s", ErrPolicy, p.Name, fmt.Sprintf(rule, args...))
+	}
+	if p.Name == "" {
+		return bad("a set needs a name")
+	}
+	if p.Owner == "" {
+		return SetPolicy{}, fmt.Errorf("%w: %w: set %q (R2.4)", ErrPolicy, ErrNoOwner, p.Name)
+	}
+	if p.Purpose == 0 {
+		p.Purpose = Signing
+	}
+	maxRot := MaxSigningRotation
+	switch p.Purpose {
+	case Signing:
+		if p.Algorithm == "" {
+			p.Algorithm = DefaultAlgorithm
+		}
+		if _, ok := jose.Lookup(p.Algorithm); !ok {
+			return bad("algorithm %q is not a supported signing algorithm", p.Algorithm)
+		}
+	case Encryption:
+		maxRot = MaxEncryptionRotation
+		if p.Algorithm == "" {
+			p.Algorithm = "A256GCM"
+		}
+		if p.Algorithm != "A256GCM" {
+			return bad("data keys are A256GCM, not %q", p.Algorithm)
+		}
+	default:
+		return bad("purpose %v has no key sets", p.Purpose)
+	}
+	if p.Backend == "" {
+		p.Backend = DefaultBackend
+	}
+	if p.LegalMaxRotation < 0 {
+		return bad("negative legal rotation limit")
+	}
+	if p.LegalMaxRotation > 0 && p.LegalMaxRotation < maxRot {
+		maxRot = p.LegalMaxRotation
+	}
+	if p.RotationPeriod == 0 {
+		p.RotationPeriod = maxRot
+	}
+	if p.RotationPeriod <= 0 || p.RotationPeriod > maxRot {
+		return bad("rotation period %v exceeds the maximum of %v for %v keys (R3.1/R3.2)", p.RotationPeriod, maxRot, p.Purpose)
+	}
+	if p.RotateAfter == 0 {
+		p.RotateAfter = DefaultRotateAfter
+	}
+	if p.RotateAfter < 0.5 || p.RotateAfter > 0.95 {
+		return bad("rotate-after fraction %v outside [0.5, 0.95]", p.RotateAfter)
+	}
+	if p.JWKSMaxAge == 0 {
+		p.JWKSMaxAge = DefaultJWKSMaxAge
+	}
+	if p.Leeway == 0 {
+		p.Leeway = DefaultLeeway
+	}
+	if p.MaxTokenLifetime == 0 {
+		p.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	if p.JWKSMaxAge < 0 || p.Leeway < 0 || p.MaxTokenLifetime < 0 || p.PrePublication < 0 || p.Grace < 0 {
+		return bad("negative duration")
+	}
+	if p.PrePublication == 0 {
+		p.PrePublication = p.JWKSMaxAge + 2*p.Leeway
+	}
+	if p.Grace == 0 {
+		p.Grace = p.MaxTokenLifetime + p.JWKSMaxAge + p.Leeway
+	}
+	if p.Purpose == Signing {
+		if p.PrePublication < p.JWKSMaxAge+p.Leeway {
+			return bad("pre-publication %v shorter than JWKS max-age + leeway (%v): remote verifiers would see tokens before the key", p.PrePublication, p.JWKSMaxAge+p.Leeway)
+		}
+		if min := p.MaxTokenLifetime + p.JWKSMaxAge + p.Leeway; p.Grace < min {
+			return bad("grace %v shorter than max token lifetime + JWKS max-age + leeway (%v): valid tokens would be orphaned", p.Grace, min)
+		}
+		if p.PrePublication+p.Grace >= p.RotationPeriod {
+			return bad("pre-publication + grace (%v) must be shorter than the rotation period %v", p.PrePublication+p.Grace, p.RotationPeriod)
+		}
+	}
+	return p, nil
+}
+
+// rotationDue is when Tick starts the scheduled rotation of a key.
+func (p SetPolicy) rotationDue(k Key) time.Time {
+	return k.CreatedAt.Add(time.Duration(float64(p.RotationPeriod) * p.RotateAfter))
+}

@@ -1,0 +1,191 @@
+package keyring_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+// TestScheduledYear runs the scheduler hourly over a simulated year: every
+// signing key is rotated before 90 days, a token issued at any hour
+// verifies for its whole life (no verification gap), nothing is overdue.
+func TestScheduledYear(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap(t)
+	if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {
+		t.Fatalf("ApproveSchedule: %v", err)
+	}
+	iss, err := signer.NewIssuer(e.ring, signer.IssuerConfig{
+		Set: set, Issuer: "https://core.test", Audience: []string{"api"},
+		DefaultLifetime: e.pol.MaxTokenLifetime, MaxLifetime: e.pol.MaxTokenLifetime, Now: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("NewIssuer: %v", err)
+	}
+	v, err := verifier.New(e.ring, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}}, verifier.WithNow(e.clock.Now))
+	if err != nil {
+		t.Fatalf("verifier.New: %v", err)
+	}
+	var prev string // a token issued one hour earlier: still within its life
+	activeSince := map[string]time.Time{}
+	for h := 0; h < 365*24; h++ {
+		e.clock.Advance(time.Hour)
+		if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
+			t.Fatalf("hour %d: Tick: %v", h, err)
+		}
+		if prev != "" {
+			if _, err := v.Verify(context.Background(), prev); err != nil {
+				t.Fatalf("hour %d: token from the previous hour rejected: %v", h, err)
+			}
+		}
+		tok, err := iss.Issue(context.Background(), tokenkms.Claims{Subject: "s", ClientID: "c"})
+		if err != nil {
+			t.Fatalf("hour %d: Issue: %v", h, err)
+		}
+		e.clock.Advance(-time.Second) // verify the fresh token too, just before the next tick
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("hour %d: fresh token rejected: %v", h, err)
+		}
+		e.clock.Advance(time.Second)
+		prev = tok
+		s, _ := e.ring.Signer(context.Background(), set)
+		if _, ok := activeSince[s.KID()]; !ok {
+			activeSince[s.KID()] = e.clock.Now()
+		}
+	}
+	keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set})
+	if len(keys) < 5 {
+		t.Errorf("%d keys over a year, want at least 5 (one per <90 days)", len(keys))
+	}
+	for _, k := range keys {
+		if k.State == keyring.Retired && k.RetiringAt.Sub(k.CreatedAt) > 90*keyring.Day {
+			t.Errorf("key %s signed until %v after creation, over 90 days", k.KID, k.RetiringAt.Sub(k.CreatedAt))
+		}
+	}
+	for _, ev := range e.rec.Events() {
+		if ev.Type == audit.KeyOverdue {
+			t.Errorf("overdue event in a healthy year: %+v", ev)
+		}
+	}
+	rep, err := e.ring.Report(ctx(t, core))
+	if err != nil {
+		t.Fatalf("Report: %v", err)
+	}
+	for _, r := range rep {
+		if r.DaysOverdue != 0 {
+			t.Errorf("report: %s overdue %d days", r.KID, r.DaysOverdue)
+		}
+	}
+}
+
+// TestOverdueWhenBackendFails: when the successor cannot be created, the
+// key goes past RotateBy and is never silent: an audit event and the
+// callback on each tick, the report counts the days, strict mode refuses
+// to sign.
+func TestOverdueWhenBackendFails(t *testing.T) {
+	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &switchProvider{Provider: local}
+	var overdue []string
+	e := newEnv(t, func(c *keyring.Config) {
+		c.Providers = map[string]signer.Provider{"local": prov}
+		c.OnOverdue = func(_ context.Context, k keyring.Key) { overdue = append(overdue, k.KID) }
+		c.StrictOverdue = true
+	})
+	k := e.bootstrap(t)
+	if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {
+		t.Fatal(err)
+	}
+	prov.fail = true
+	e.clock.Advance(91 * keyring.Day)
+	err = e.ring.Tick(ctx(t, keyring.Principal{}))
+	if !errors.Is(err, keyring.ErrBackend) {
+		t.Errorf("Tick with failing backend = %v, want ErrBackend", err)
+	}
+	if len(overdue) != 1 || overdue[0] != k.KID {
+		t.Errorf("OnOverdue calls = %v, want [%s]", overdue, k.KID)
+	}
+	var events int
+	for _, ev := range e.rec.Events() {
+		if ev.Type == audit.KeyOverdue && ev.KID == k.KID {
+			events++
+		}
+	}
+	if events != 1 {
+		t.Errorf("%d key.overdue events, want 1", events)
+	}
+	rep, _ := e.ring.Report(ctx(t, core))
+	if len(rep) != 1 || rep[0].DaysOverdue != 1 {
+		t.Errorf("report = %+v, want one key 1 day overdue", rep)
+	}
+	if _, err := e.ring.Signer(context.Background(), set); !errors.Is(err, keyring.ErrOverdue) {
+		t.Errorf("Signer in strict mode past RotateBy = %v, want ErrOverdue", err)
+	}
+}
+
+// switchProvider is a local provider whose backend can be switched off.
+type switchProvider struct {
+	signer.Provider
+	fail bool
+}
+
+func (p *switchProvider) Generate(ctx context.Context, kid, alg string) (signer.Signer, string, error) {
+	if p.fail {
+		return nil, "", fmt.Errorf("%w: backend down", signer.ErrUnavailable)
+	}
+	return p.Provider.Generate(ctx, kid, alg)
+}
+
+// TestEmergencyRevokesRecordedJTIs: with the Issuer recording jtis, the
+// emergency rotation revokes each of them as well as the kid.
+func TestEmergencyRevokesRecordedJTIs(t *testing.T) {
+	var idx *keyring.IssuedJTIIndex
+	e := newEnv(t, func(c *keyring.Config) {
+		idx = keyring.NewIssuedJTIIndex(c.Now)
+		c.IssuedJTIs = idx
+	})
+	k := e.bootstrap(t)
+	iss, err := signer.NewIssuer(e.ring, signer.IssuerConfig{
+		Set: set, Issuer: "https://core.test", Audience: []string{"api"},
+		DefaultLifetime: time.Hour, MaxLifetime: time.Hour, Now: e.clock.Now, Recorder: idx,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := iss.Issue(context.Background(), tokenkms.Claims{Subject: "s", ClientID: "c", ID: ""}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jtis, _ := idx.IssuedJTIs(context.Background(), k.KID)
+	if len(jtis) != 3 {
+		t.Fatalf("index holds %d jtis, want 3", len(jtis))
+	}
+	if _, err := e.ring.EmergencyRotate(ctx(t, dave), k.KID, keyring.Incident{ID: "INC-9"}); err != nil {
+		t.Fatalf("EmergencyRotate: %v", err)
+	}
+	for jti := range jtis {
+		if revoked, _ := e.revs.Revoked(context.Background(), "another-kid", jti, e.clock.Now()); !revoked {
+			t.Errorf("jti %s of the compromised key not revoked", jti)
+		}
+	}
+	var jtiEvents int
+	for _, ev := range e.rec.Events() {
+		if ev.Type == audit.RevokedJTI && ev.Incident == "INC-9" {
+			jtiEvents++
+		}
+	}
+	if jtiEvents != 3 {
+		t.Errorf("%d revocation.jti events, want 3", jtiEvents)
+	}
+}
