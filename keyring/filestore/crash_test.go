@@ -1,0 +1,293 @@
+package filestore_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/filestore"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+// The crash test re-executes the test binary as a child that rotates keys
+// in a loop; these variables configure it.
+const (
+	envChildPath   = "TOKENKMS_FILESTORE_CRASH_PATH"
+	envChildTarget = "TOKENKMS_FILESTORE_CRASH_TARGET"
+	crashSet       = "access-tokens"
+	crashRotations = 200
+	crashMinKills  = 20
+	killWindow     = 150_000 // µs after the child is ready
+)
+
+var (
+	issuer   = keyring.Principal{ID: "alice", Roles: []keyring.Role{keyring.RoleIssuer}}
+	approver = keyring.Principal{ID: "bob", Roles: []keyring.Role{keyring.RoleApprover}}
+	deployer = keyring.Principal{ID: "carol", Roles: []keyring.Role{keyring.RoleDeployer}}
+	reader   = keyring.Principal{ID: "core", Roles: []keyring.Role{keyring.RoleCore}}
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envChildPath); path != "" {
+		target, _ := strconv.Atoi(os.Getenv(envChildTarget))
+		if err := crashChild(path, target); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fixedKEK makes the local keys of every child usable by the next one.
+func fixedKEK() []byte {
+	sum := sha256.Sum256([]byte("tokenkms filestore crash test kek"))
+	return sum[:]
+}
+
+// openRing opens the store at path under a keyring whose clock starts
+// after every recorded time.
+func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.Store, *stepClock, error) {
+	st, err := filestore.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, err := st.List(ctx, keyring.Filter{})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, k := range keys {
+		for _, t := range []time.Time{k.CreatedAt, k.ActivatedAt, k.ApprovedAt, k.ActivateAt} {
+			if t.After(start) {
+				start = t
+			}
+		}
+	}
+	clock := &stepClock{now: start.Add(time.Hour)}
+	w, err := signer.NewAESWrapper(fixedKEK())
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	lp, err := signer.NewLocalProvider(w)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	ring, err := keyring.New(ctx, keyring.Config{
+		Store:       st,
+		Providers:   map[string]signer.Provider{keyring.DefaultBackend: lp},
+		Audit:       audit.NewJSONLines(io.Discard),
+		Revocations: verifier.NewMemoryRevocationList(clock.Now),
+		Now:         clock.Now,
+		Sets:        []keyring.SetPolicy{{Name: crashSet, Owner: "team-identity"}},
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return ring, st, clock, nil
+}
+
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// crashChild rotates the set until the store holds target keys, picking up
+// whatever a killed predecessor left: a pending successor is approved and
+// activated, otherwise a new rotation starts.
+func crashChild(path string, target int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ring, st, clock, err := openRing(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pol, err := ring.Policy(crashSet)
+	if err != nil {
+		return err
+	}
+	as := func(p keyring.Principal) context.Context { return keyring.WithPrincipal(ctx, p) }
+	fmt.Println("ready")
+	for {
+		keys, err := st.List(ctx, keyring.Filter{Set: crashSet})
+		if err != nil {
+			return err
+		}
+		if len(keys) >= target {
+			return nil
+		}
+		var pending *keyring.Key
+		for i := range keys {
+			if keys[i].State == keyring.Pending {
+				pending = &keys[i]
+			}
+		}
+		if pending == nil {
+			if len(keys) == 0 {
+				_, err = ring.Create(as(issuer), crashSet)
+			} else {
+				_, err = ring.Rotate(as(issuer), crashSet)
+			}
+			if err != nil {
+				return fmt.Errorf("rotate: %w", err)
+			}
+			continue
+		}
+		if pending.ApprovedBy == "" {
+			if err := ring.Approve(as(approver), pending.KID); err != nil {
+				return fmt.Errorf("approve: %w", err)
+			}
+		}
+		clock.Advance(pol.PrePublication)
+		if err := ring.Activate(as(deployer), pending.KID); err != nil {
+			return fmt.Errorf("activate: %w", err)
+		}
+	}
+}
+
+// checkConsistent opens the store as a fresh process would and checks the
+// invariants: at most one Active key per set (exactly one once a key was
+// ever activated), every key seen before still there at a version no
+// lower, and the Active key signs.
+func checkConsistent(t *testing.T, path string, seen map[string]int64, activated bool) (nkeys int, hasActive bool) {
+	t.Helper()
+	ctx := testCtx(t)
+	ring, st, _, err := openRing(ctx, path)
+	if err != nil {
+		t.Fatalf("open after kill: %v", err)
+	}
+	defer st.Close()
+	keys, err := st.List(ctx, keyring.Filter{})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	active := 0
+	present := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		present[k.KID] = true
+		if k.State == keyring.Active {
+			active++
+		}
+		if v, ok := seen[k.KID]; ok && k.Version < v {
+			t.Errorf("key %s went back from version %d to %d", k.KID, v, k.Version)
+		}
+		seen[k.KID] = k.Version
+		if k.State.Published() && k.Public == nil {
+			t.Errorf("published key %s has no public key", k.KID)
+		}
+	}
+	for kid := range seen {
+		if !present[kid] {
+			t.Errorf("key %s disappeared", kid)
+		}
+	}
+	switch {
+	case active > 1:
+		t.Fatalf("%d active keys in set %s, want at most 1", active, crashSet)
+	case active == 0 && activated:
+		t.Fatalf("no active key after one was activated")
+	case active == 1:
+		s, err := ring.Signer(ctx, crashSet)
+		if err != nil {
+			t.Fatalf("Signer: %v", err)
+		}
+		if _, err := s.Sign(keyring.WithPrincipal(ctx, reader), []byte("header.payload")); err != nil {
+			t.Fatalf("Sign with the active key %s: %v", s.KID(), err)
+		}
+	}
+	return len(keys), active == 1
+}
+
+// TestCrashDuringRotations kills a rotating child process with SIGKILL at
+// random points until it has done crashRotations rotations, at least
+// crashMinKills times, and checks the store after every kill.
+func TestCrashDuringRotations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	seen := make(map[string]int64)
+	target := crashRotations + 1
+	kills, activated := 0, false
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
+	for round := 0; ; round++ {
+		if round > 10*crashMinKills+crashRotations {
+			t.Fatalf("no progress after %d rounds", round)
+		}
+		nkeys := len(seen)
+		kill := kills < crashMinKills
+		// Let each killed child do a few rotations at most, so that
+		// crashRotations spread over at least crashMinKills kills.
+		childTarget := target
+		if kills < crashMinKills {
+			childTarget = min(target, nkeys+crashRotations/crashMinKills)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envChildPath+"="+path, envChildTarget+"="+strconv.Itoa(childTarget))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start child: %v", err)
+		}
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		if line != "ready\n" {
+			cmd.Wait()
+			t.Fatalf("child did not start: %q, stderr: %s", line, stderr.String())
+		}
+		if kill {
+			time.Sleep(time.Duration(rng.IntN(killWindow)) * time.Microsecond)
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill: %v", err)
+			}
+		}
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
+			kills++
+		default:
+			t.Fatalf("child failed: %v: %s", err, stderr.String())
+		}
+		n, active := checkConsistent(t, path, seen, activated)
+		activated = activated || active
+		if n >= target && kills >= crashMinKills {
+			t.Logf("%d keys (%d rotations) across %d SIGKILLs in %d rounds", n, n-1, kills, round+1)
+			return
+		}
+	}
+}
