@@ -191,7 +191,7 @@ func (c *tokenCache) stats() CacheStats {
 // key, or another algorithm); the caller then drops it and verifies the
 // token in full.
 func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry) (c *tokenkms.Claims, done bool, err error) {
-	key, err := Key{Algorithm: e.alg, Public: e.public}, error(nil)
+	key, err := v.keys.VerificationKey(ctx, e.kid)
 	if err != nil {
 		return nil, true, keySourceError(e.kid, err)
 	}
