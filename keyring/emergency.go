@@ -93,7 +93,7 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 
 	var fresh Key
 	if wasActive {
-		fresh, err = r.createLocked(ctx, p, k.Set, Active, inc.ID)
+		fresh, err = r.createLocked(ctx, p, k.Set, Active, inc.ID, nil)
 		if err != nil {
 			return Key{}, fmt.Errorf("keyring: emergency rotation of %s: no new key, issuance stopped: %w", kid, err)
 		}

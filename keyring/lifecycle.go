@@ -34,12 +34,14 @@ func (r *Keyring) Create(ctx context.Context, set string) (Key, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.createLocked(ctx, p, set, Pending, "")
+	return r.createLocked(ctx, p, set, Pending, "", nil)
 }
 
 // createLocked generates a key in state (Pending or, for emergency
-// rotation, Active) and stores it.
-func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, state State, incident string) (Key, error) {
+// rotation, Active) and stores it. prepare, when not nil, completes the
+// record and returns further events; every event is emitted before the
+// key is stored.
+func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, state State, incident string, prepare func(*Key) []audit.Event) (Key, error) {
 	pol, err := r.Policy(set)
 	if err != nil {
 		return Key{}, err
@@ -64,8 +66,14 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		"algorithm": k.Algorithm, "backend": k.Backend, "owner": k.Owner, "state": state.String(),
 		"rotate_by": k.RotateBy.Format(time.RFC3339),
 	}
-	if err := r.emit(ctx, ev); err != nil {
-		return Key{}, err
+	events := []audit.Event{ev}
+	if prepare != nil {
+		events = append(events, prepare(&k)...)
+	}
+	for _, ev := range events {
+		if err := r.emit(ctx, ev); err != nil {
+			return Key{}, err
+		}
 	}
 	if err := r.store.Put(ctx, k); err != nil {
 		return Key{}, r.failed(ctx, ev, err)
@@ -236,23 +244,16 @@ func (r *Keyring) rotateLocked(ctx context.Context, p Principal, set string) (Ke
 	if succ := r.successor(set); succ != nil {
 		return Key{}, fmt.Errorf("%w: rotation of %q already in progress (successor %s)", ErrIllegalState, set, succ.KID)
 	}
-	k, err := r.createLocked(ctx, p, set, Pending, "")
-	if err != nil {
-		return Key{}, err
-	}
-	old := k
-	k.ActivateAt = k.CreatedAt.Add(pol.PrePublication)
-	if approver := r.schedule[set]; approver != "" && p.Has(RoleSystem) {
-		k.ApprovedBy, k.ApprovedAt = "standing:"+approver, r.now().UTC()
-	}
-	ev := r.event(audit.KeyRotated, p, set, k.KID, "")
-	ev.Reason = "rotation started: successor published"
-	ev.Details = map[string]string{"activate_at": k.ActivateAt.Format(time.RFC3339), "approved_by": k.ApprovedBy}
-	if err := r.apply(ctx, []audit.Event{ev}, []Key{old}, []Key{k}); err != nil {
-		return Key{}, err
-	}
-	k.Version = old.Version + 1
-	return k, nil
+	return r.createLocked(ctx, p, set, Pending, "", func(k *Key) []audit.Event {
+		k.ActivateAt = k.CreatedAt.Add(pol.PrePublication)
+		if approver := r.schedule[set]; approver != "" && p.Has(RoleSystem) {
+			k.ApprovedBy, k.ApprovedAt = "standing:"+approver, k.CreatedAt
+		}
+		ev := r.event(audit.KeyRotated, p, set, k.KID, "")
+		ev.Reason = "rotation started: successor published"
+		ev.Details = map[string]string{"activate_at": k.ActivateAt.Format(time.RFC3339), "approved_by": k.ApprovedBy}
+		return []audit.Event{ev}
+	})
 }
 
 // successor returns the Pending key scheduled to take over set, if any.
