@@ -238,6 +238,11 @@ func (r *Keyring) rotateLocked(ctx context.Context, p Principal, set string) (Ke
 	if err != nil {
 		return Key{}, err
 	}
+	// Another replica may have started this rotation: look at the store,
+	// not only at this replica's snapshot.
+	if err := r.refreshLocked(ctx); err != nil {
+		return Key{}, err
+	}
 	if r.snap.Load().active[set] == nil {
 		return Key{}, fmt.Errorf("%w: set %q has nothing to rotate; create and activate a first key", ErrNoActiveKey, set)
 	}
