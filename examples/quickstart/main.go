@@ -255,7 +255,17 @@ func run(out io.Writer) error {
 		return err
 	}
 
-	// 8. The audit trail: who did what to which key.
+	// 8. The compliance report: every key, its owner, age and rotation date.
+	say("\n# key report")
+	report, err := ring.Report(as(dave))
+	if err != nil {
+		return err
+	}
+	for _, k := range report {
+		say("  %s  %-11s owner %s  age %-8v rotate by %s  overdue %d d", k.KID, k.State, k.Owner, k.Age.Round(time.Minute), k.RotateBy.Format("2006-01-02"), k.DaysOverdue)
+	}
+
+	// 9. The audit trail: who did what to which key.
 	say("\n# audit trail")
 	for _, e := range trail.Events() {
 		say("  %s  %-18s %-22s %-8s %s %s", e.Time.Format("2006-01-02 15:04"), e.Type, e.Actor, e.Outcome, e.KID, e.Incident)

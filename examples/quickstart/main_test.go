@@ -22,6 +22,8 @@ func TestQuickstart(t *testing.T) {
 		"token of the fresh key             -> 200",
 		"incident.declared",
 		"key.retired",
+		"# key report",
+		"compromised owner team-identity",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("quickstart output lacks %q:\n%s", want, out.String())
