@@ -45,6 +45,21 @@ type Config struct {
 	OnOverdue func(ctx context.Context, k Key)
 	// StrictOverdue refuses to sign with a key past its RotateBy.
 	StrictOverdue bool
+	// Wrappers seal data-encryption keys and secret values, by backend
+	// name (SetPolicy.Backend of Encryption sets, SecretPolicy.Backend).
+	// Default: {"local": an ephemeral AES-256-GCM wrapper}.
+	Wrappers map[string]signer.KeyWrapper
+	// DEKCacheTTL is how long an unwrapped data key stays in memory after
+	// its unwrap; default DefaultDEKCacheTTL, negative: no cache.
+	DEKCacheTTL time.Duration
+	// DEKCacheSize is the most unwrapped data keys held at once (least
+	// recently used evicted first); default DefaultDEKCacheSize.
+	DEKCacheSize int
+	// Secrets are the runtime secrets the Keyring keeps (R1.3).
+	Secrets []SecretPolicy
+	// SecretHooks run after every secret rotation, with the new value, so
+	// the host can push it to the system that uses it.
+	SecretHooks []SecretHook
 }
 
 // Keyring manages the keys of its sets through their life. Its lookups
@@ -64,6 +79,10 @@ type Keyring struct {
 	issued      JTILister
 	onOverdue   func(context.Context, Key)
 	strictOver  bool
+	wrappers    map[string]signer.KeyWrapper
+	deks        *dekCache
+	secrets     map[string]SecretPolicy
+	secretHooks []SecretHook
 
 	mu        sync.Mutex // serialises administrative calls and Refresh
 	tickMu    sync.Mutex // one Tick at a time
@@ -105,6 +124,8 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		signers:     make(map[string]*guardedSigner),
 		frozen:      make(map[string]bool),
 		schedule:    make(map[string]string),
+		wrappers:    cfg.Wrappers,
+		secretHooks: cfg.SecretHooks,
 	}
 	if r.store == nil {
 		r.store = NewMemStore()
@@ -116,12 +137,20 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		}
 		r.providers = map[string]signer.Provider{DefaultBackend: lp}
 	}
+	if r.wrappers == nil {
+		r.wrappers = map[string]signer.KeyWrapper{DefaultBackend: signer.NewEphemeralWrapper()}
+	}
 	if r.authz == nil {
 		r.authz = RoleAuthorizer{}
 	}
 	if r.now == nil {
 		r.now = time.Now
 	}
+	deks, err := newDEKCache(cfg.DEKCacheTTL, cfg.DEKCacheSize, r.now)
+	if err != nil {
+		return nil, err
+	}
+	r.deks = deks
 	for _, sp := range cfg.Sets {
 		p, err := sp.withDefaults()
 		if err != nil {
@@ -133,8 +162,14 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		if p.Purpose == Signing && r.providers[p.Backend] == nil {
 			return nil, fmt.Errorf("%w: set %q: no provider for backend %q", ErrPolicy, p.Name, p.Backend)
 		}
+		if p.Purpose == Encryption && r.wrappers[p.Backend] == nil {
+			return nil, fmt.Errorf("%w: set %q: no key wrapper for backend %q", ErrPolicy, p.Name, p.Backend)
+		}
 		r.sets[p.Name] = p
 		r.setOrder = append(r.setOrder, p.Name)
+	}
+	if r.secrets, err = r.secretPolicies(cfg.Secrets); err != nil {
+		return nil, err
 	}
 	if err := r.Refresh(ctx); err != nil {
 		return nil, err
@@ -174,6 +209,7 @@ func (r *Keyring) refreshLocked(ctx context.Context) error {
 		}
 	}
 	r.snap.Store(s)
+	r.deks.retain(s)
 	r.signersMu.Lock()
 	for kid, g := range r.signers {
 		k, ok := s.keys[kid]
@@ -396,7 +432,8 @@ func (g *guardedSigner) Sign(ctx context.Context, signingInput []byte) ([]byte, 
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.frozen {
-		return nil, fmt.Errorf("%w: %s", ErrFrozen, g.inner.KID())
+		// Also ErrKeyNotActive: an Issuer asks for the new Active key.
+		return nil, fmt.Errorf("%w: %s: %w", ErrFrozen, g.inner.KID(), signer.ErrKeyNotActive)
 	}
 	if g.ended {
 		return nil, fmt.Errorf("%w: %s", signer.ErrKeyNotActive, g.inner.KID())

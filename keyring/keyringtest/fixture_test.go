@@ -2,12 +2,16 @@ package keyringtest_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
@@ -199,4 +203,107 @@ func TestAuditTrail(t *testing.T) {
 	if _, err := f.Ring.Key(context.Background(), kid); !errors.Is(err, keyring.ErrNoPrincipal) {
 		t.Errorf("Key without principal = %v, want ErrNoPrincipal", err)
 	}
+}
+
+// T4 under concurrent issuance: tokens for several audiences are issued
+// continuously while the key is compromised. Afterwards every token of the
+// compromised kid is rejected, every token of the new key verifies, and no
+// Issue call that started after EmergencyRotate returned used the
+// compromised kid.
+func TestEmergencyRotationConcurrentIssuance(t *testing.T) {
+	auds := []string{"api", "billing", "ops"}
+	f, err := keyringtest.New(keyringtest.Options{Audience: auds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := f.ActiveKID()
+	type issued struct {
+		token string
+		after bool // Issue started after EmergencyRotate returned
+	}
+	var mu sync.Mutex
+	var tokens []issued
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				after := done.Load()
+				tok, err := f.Issuer.Issue(context.Background(), tokenkms.Claims{
+					Subject: "s", ClientID: "c", Audience: []string{auds[(g+i)%len(auds)]},
+				})
+				if errors.Is(err, keyring.ErrFrozen) || errors.Is(err, keyring.ErrNoActiveKey) {
+					continue // fail closed while the compromised key is replaced
+				}
+				if err != nil {
+					t.Errorf("Issue: %v", err)
+					return
+				}
+				mu.Lock()
+				tokens = append(tokens, issued{tok, after})
+				n := len(tokens)
+				mu.Unlock()
+				if after && n > 400 {
+					return
+				}
+			}
+		}()
+	}
+	for {
+		mu.Lock()
+		n := len(tokens)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fresh, err := f.Compromise(old, "INC-T4")
+	if err != nil {
+		t.Fatalf("Compromise: %v", err)
+	}
+	done.Store(true)
+	wg.Wait()
+	var rejected, accepted int
+	for _, it := range tokens {
+		kid := kidOf(t, it.token)
+		_, err := f.Verifier.Verify(context.Background(), it.token)
+		switch kid {
+		case old:
+			if it.after {
+				t.Errorf("token with the compromised kid issued after the emergency rotation")
+			}
+			if !errors.Is(err, verifier.ErrKeyCompromised) {
+				t.Errorf("token of the compromised key: %v, want ErrKeyCompromised", err)
+			}
+			rejected++
+		case fresh.KID:
+			if err != nil {
+				t.Errorf("token of the new key: %v", err)
+			}
+			accepted++
+		default:
+			t.Errorf("token with unexpected kid %s", kid)
+		}
+	}
+	if rejected < 200 || accepted == 0 {
+		t.Errorf("rejected %d old tokens, accepted %d new; want ≥200 and >0", rejected, accepted)
+	}
+}
+
+func kidOf(t *testing.T, token string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(token, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr struct {
+		KID string `json:"kid"`
+	}
+	if err := json.Unmarshal(h, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	return hdr.KID
 }
