@@ -21,10 +21,21 @@
 // and by kid, failing closed. Errors quote at most a clipped kid, alg, typ
 // or claim value, never the token; the Middleware's bodies say nothing.
 //
+// # Verified-token cache
+//
+// WithCache (off by default) remembers tokens that passed every check,
+// keyed by the SHA-256 of their exact bytes (the token itself is never
+// stored), in a bounded cache. A hit skips only the decoding and the
+// signature: the key is looked up again (retired, compromised or replaced
+// keys fail), and exp, nbf, age, lifetime, revocation by jti and by kid
+// and the rest of the Policy are checked again. Callers get a copy of the
+// claims.
+//
 // # Concurrency
 //
-// A Verifier is immutable and Verify takes no lock of its own: it is safe
-// for concurrent use, and as fast as its KeySource and RevocationList.
+// A Verifier is immutable and Verify takes no lock of its own (except the
+// per-shard locks of the WithCache token cache): it is safe for concurrent
+// use, and as fast as its KeySource and RevocationList.
 // MemoryRevocationList is safe for concurrent use; its lookups share
 // per-shard read locks and its kid policies are read without a lock.
 //

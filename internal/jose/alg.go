@@ -9,9 +9,10 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/asn1"
 	"fmt"
-	"math/big"
+
+	"golang.org/x/crypto/cryptobyte"
+	casn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // MinRSABits is the smallest RSA modulus accepted for signing or verifying.
@@ -211,19 +212,39 @@ func appendDERInt(dst, b []byte) []byte {
 
 // ToP1363 converts an ASN.1 DER ECDSA signature, the form that
 // crypto.Signer, KMS and PKCS#11 libraries return, to the JWS form r||s.
+// It accepts only strict DER: minimal lengths and integers, r and s
+// positive and no longer than the curve order.
 func (a *Alg) ToP1363(sig []byte) ([]byte, error) {
-	var v struct{ R, S *big.Int }
-	rest, err := asn1.Unmarshal(sig, &v)
-	if err != nil || len(rest) != 0 || v.R == nil || v.S == nil || v.R.Sign() <= 0 || v.S.Sign() <= 0 {
+	var seq, r, s cryptobyte.String
+	in := cryptobyte.String(sig)
+	if !in.ReadASN1(&seq, casn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1(&r, casn1.INTEGER) || !seq.ReadASN1(&s, casn1.INTEGER) || !seq.Empty() {
 		return nil, fmt.Errorf("jose: malformed ECDSA signature from signer")
 	}
-	if v.R.BitLen() > 8*a.Size || v.S.BitLen() > 8*a.Size {
-		return nil, fmt.Errorf("jose: ECDSA signature too large for %s", a.Name)
-	}
 	out := make([]byte, 2*a.Size)
-	v.R.FillBytes(out[:a.Size])
-	v.S.FillBytes(out[a.Size:])
+	if !putDERInt(out[:a.Size], r) || !putDERInt(out[a.Size:], s) {
+		return nil, fmt.Errorf("jose: ECDSA signature out of range for %s", a.Name)
+	}
 	return out, nil
+}
+
+// putDERInt writes the positive, minimally encoded DER integer v
+// right-aligned into dst, and reports whether it was valid and fit.
+func putDERInt(dst []byte, v []byte) bool {
+	if len(v) == 0 || v[0]&0x80 != 0 {
+		return false // empty or negative
+	}
+	if v[0] == 0 {
+		if len(v) == 1 || v[1]&0x80 == 0 {
+			return false // zero, or a leading zero byte DER forbids
+		}
+		v = v[1:]
+	}
+	if len(v) > len(dst) {
+		return false
+	}
+	copy(dst[len(dst)-len(v):], v)
+	return true
 }
 
 // AlgForKey names the default JWS algorithm of a public key, or "".
