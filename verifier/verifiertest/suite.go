@@ -8,29 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/verifier"
 )
-
-// Clock is a fake clock: time moves only when told. The suite hands its
-// Now method to the constructor.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // epoch is where every subtest's clock starts: a whole second, so that
 // stores with microsecond precision compare exactly.
@@ -40,9 +20,9 @@ var epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 // newList returns an empty list that reads the time from now; it is called
 // once per subtest.
 func TestRevocationList(t *testing.T, newList func(t *testing.T, now func() time.Time) verifier.RevocationList) {
-	setup := func(t *testing.T) (verifier.RevocationList, *Clock, context.Context) {
+	setup := func(t *testing.T) (verifier.RevocationList, *keyringtest.Clock, context.Context) {
 		t.Helper()
-		c := &Clock{now: epoch}
+		c := keyringtest.NewClock(epoch)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		t.Cleanup(cancel)
 		return newList(t, c.Now), c, ctx
