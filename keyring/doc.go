@@ -20,6 +20,49 @@
 // EmergencyRotate freezes a compromised key, activates a fresh one at once,
 // revokes every token of the old one and calls the incident hooks.
 //
+// # Data-encryption keys
+//
+// A set of Purpose Encryption holds AES-256-GCM data keys (R1.2, R3.2).
+// Create draws 32 random bytes and keeps them only sealed by the set's
+// KeyWrapper (Config.Wrappers: local KEK, AWS KMS, GCP KMS, HSM), with
+// the kid, set and purpose as additional data; the sealed blob, base64,
+// is the key's BackendRef. Encrypt seals under the set's Active key;
+// Decrypt picks the key named in the ciphertext header. After rotation the
+// previous key (Retiring) only decrypts, until Tick retires it at the end
+// of the set's Grace, which for data keys is the window in which Rewrap
+// must move data to the Active key; a Retired key refuses to decrypt
+// (ErrDataKeyRetired) and a Destroyed one has lost its sealed material
+// (ErrDataKeyDestroyed). Unwrapped keys are cached in memory, as ready
+// ciphers, for DEKCacheTTL after their unwrap and at most DEKCacheSize of
+// them, so Decrypt does not call the KMS for every message.
+//
+// A ciphertext is, version 1:
+//
+//	offset  size  field
+//	0       2     magic "TK" (0x54 0x4B)
+//	2       1     format version, 0x01
+//	3       1     n = length of the kid, 1..255
+//	4       n     kid of the data key (ASCII)
+//	4+n     12    nonce, random per message
+//	16+n    ...   AES-256-GCM ciphertext, then its 16-byte tag
+//
+// The GCM additional data is the header (bytes 0 to 4+n, magic to kid)
+// followed by the caller's aad, so neither the kid nor the version can be
+// changed without failing authentication. testdata/ciphertext-v1.json is
+// a test vector with a fixed key and nonce.
+//
+// # Runtime secrets
+//
+// A SecretPolicy (Config.Secrets) declares a named secret (R1.3). Its
+// versions are key records of Purpose Secret in the KeyStore, Set
+// "secret:"+name, sealed by a KeyWrapper; Secret reads the current one
+// into a SecretValue, which prints, logs and marshals redacted and gives
+// its value only through Reveal. RotateSecret replaces it at once (R3.3)
+// and calls the SecretHooks; the previous version stays readable
+// (PreviousSecret, SecretVersion) for the policy's PreviousWindow, or not
+// at all when the reason is ReasonLeak. TickSecrets revokes expired
+// previous versions in the store and reports overdue secrets.
+//
 // # Timing rules
 //
 // A SetPolicy is refused when the rotation period exceeds 90 days (signing)

@@ -22,4 +22,19 @@ var (
 	ErrAudit            = errors.New("keyring: audit sink failed; action not taken")
 	ErrBackend          = errors.New("keyring: key backend failed")
 	ErrWrongPurpose     = errors.New("keyring: wrong key purpose")
+
+	// Envelope encryption (Encrypt, Decrypt, Rewrap).
+	ErrCiphertext        = errors.New("keyring: malformed ciphertext")
+	ErrCiphertextVersion = errors.New("keyring: unknown ciphertext format or version")
+	ErrUnknownDataKey    = errors.New("keyring: ciphertext names an unknown data key")
+	ErrDecrypt           = errors.New("keyring: ciphertext authentication failed")
+	ErrDataKeyRetired    = errors.New("keyring: data key retired")
+	ErrDataKeyDestroyed  = errors.New("keyring: data key destroyed")
+
+	// Runtime secrets.
+	ErrUnknownSecret = errors.New("keyring: unknown secret")
+	ErrSecretUnset   = errors.New("keyring: secret has no such version")
+	ErrSecretRevoked = errors.New("keyring: secret version revoked")
+	ErrSecretValue   = errors.New("keyring: invalid secret value")
+	ErrSecretHook    = errors.New("keyring: secret hook failed")
 )
