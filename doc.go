@@ -19,9 +19,8 @@
 // The whole flow, on in-memory defaults:
 //
 //	ring, _ := keyring.New(ctx, keyring.Config{
-//		Audit:       audit.NewRecorder(),
-//		Revocations: verifier.NewMemoryRevocationList(nil),
-//		Sets:        []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity"}},
+//		Audit: auditSink, // default: in memory
+//		Sets:  []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity"}},
 //	})
 //	k, _ := ring.Create(keyring.WithPrincipal(ctx, alice), "access-tokens") // issuer role
 //	_ = ring.Approve(keyring.WithPrincipal(ctx, bob), k.KID)                 // approver role
@@ -37,7 +36,7 @@
 //	claims, err := v.Verify(ctx, token)
 //	mux.Handle("/.well-known/jwks.json", jwks.NewHandler(ring))
 //	mux.Handle("/api/", verifier.Middleware(v)(apiHandler))
-//	go ring.Run(ctx, time.Minute, logTickError) // scheduled rotation and retirement
+//	go ring.Run(ctx) // scheduled rotation and retirement, every Config.TickInterval
 //
 // See examples/quickstart for the same flow as a running program.
 package tokenkms

@@ -24,11 +24,15 @@ type Config struct {
 	// Providers are the key backends by name ("local", "awskms", ...).
 	// Default: {"local": a LocalProvider under an ephemeral AES key}.
 	Providers map[string]signer.Provider
-	// Audit receives an event for every action (R2.5, R6.2). Required.
+	// Audit receives an event for every action (R2.5, R6.2); an action
+	// whose event it refuses does not happen. Default: an in-memory
+	// audit.Recorder (AuditSink returns it); a production host gives a
+	// durable sink (audit.OpenChain, pgstore).
 	Audit audit.Sink
 	// Revocations is where emergency rotation records revoked kids and
 	// jtis, and what the Keyring answers as a verifier.RevocationList.
-	// Required.
+	// Default: an in-memory list (one process); replicas share one
+	// (pgstore).
 	Revocations verifier.RevocationList
 	// Sets are the key sets and their policies. At least one.
 	Sets []SetPolicy
@@ -41,6 +45,10 @@ type Config struct {
 	IssuedJTIs JTILister
 	// IncidentHooks run after an emergency rotation (R4.5).
 	IncidentHooks []IncidentHook
+	// TickInterval is how often Run calls Tick (default one minute, with
+	// ±10% jitter); OnTickError receives Tick's failures (may be nil).
+	TickInterval time.Duration
+	OnTickError  func(error)
 	// OnOverdue is called by Tick for each key past its RotateBy.
 	OnOverdue func(ctx context.Context, k Key)
 	// StrictOverdue refuses to sign with a key past its RotateBy.
@@ -78,6 +86,8 @@ type Keyring struct {
 	hooks       []IncidentHook
 	issued      JTILister
 	onOverdue   func(context.Context, Key)
+	interval    time.Duration
+	onTickErr   func(error)
 	strictOver  bool
 	wrappers    map[string]signer.KeyWrapper
 	deks        *dekCache
@@ -101,10 +111,16 @@ type snapshot struct {
 // New builds a Keyring and loads the store's keys.
 func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if cfg.Audit == nil {
-		return nil, fmt.Errorf("%w: an audit sink is required (R2.5)", ErrPolicy)
+		cfg.Audit = audit.NewRecorder()
 	}
 	if cfg.Revocations == nil {
-		return nil, fmt.Errorf("%w: a revocation list is required (R4.4)", ErrPolicy)
+		cfg.Revocations = verifier.NewMemoryRevocationList(cfg.Now)
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = DefaultTickInterval
+	}
+	if cfg.TickInterval < 0 {
+		return nil, fmt.Errorf("%w: negative tick interval", ErrPolicy)
 	}
 	if len(cfg.Sets) == 0 {
 		return nil, fmt.Errorf("%w: no key set", ErrPolicy)
@@ -120,6 +136,8 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		hooks:       cfg.IncidentHooks,
 		issued:      cfg.IssuedJTIs,
 		onOverdue:   cfg.OnOverdue,
+		interval:    cfg.TickInterval,
+		onTickErr:   cfg.OnTickError,
 		strictOver:  cfg.StrictOverdue,
 		signers:     make(map[string]*guardedSigner),
 		frozen:      make(map[string]bool),
@@ -176,6 +194,14 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	}
 	return r, nil
 }
+
+// DefaultTickInterval is how often Run ticks when Config.TickInterval is
+// zero.
+const DefaultTickInterval = time.Minute
+
+// AuditSink returns the sink the Keyring emits to (the default in-memory
+// *audit.Recorder when Config.Audit was nil).
+func (r *Keyring) AuditSink() audit.Sink { return r.audit }
 
 // Policy returns the effective policy (defaults filled) of a set.
 func (r *Keyring) Policy(set string) (SetPolicy, error) {

@@ -134,13 +134,22 @@ func TestPolicyTimingRules(t *testing.T) {
 			t.Errorf("default policy %+v breaks a timing rule", e.pol)
 		}
 	})
-	t.Run("config without audit or revocations", func(t *testing.T) {
-		sets := []keyring.SetPolicy{{Name: "s", Owner: "o"}}
-		if _, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{Revocations: verifier.NewMemoryRevocationList(time.Now), Sets: sets}); !errors.Is(err, keyring.ErrPolicy) {
-			t.Errorf("no audit sink: error = %v, want ErrPolicy", err)
+	t.Run("in-memory defaults", func(t *testing.T) {
+		ring, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{Sets: []keyring.SetPolicy{{Name: "s", Owner: "o"}}})
+		if err != nil {
+			t.Fatalf("New with only a set: %v", err)
 		}
-		if _, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{Audit: audit.NewRecorder(), Sets: sets}); !errors.Is(err, keyring.ErrPolicy) {
-			t.Errorf("no revocation list: error = %v, want ErrPolicy", err)
+		if _, err := ring.Create(ctx(t, alice), "s"); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		rec, ok := ring.AuditSink().(*audit.Recorder)
+		if !ok || rec.Len() != 1 {
+			t.Errorf("default audit sink = %T with %v events, want a Recorder with the create event", ring.AuditSink(), rec)
+		}
+	})
+	t.Run("no set", func(t *testing.T) {
+		if _, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{}); !errors.Is(err, keyring.ErrPolicy) {
+			t.Errorf("New without a set: %v, want ErrPolicy", err)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/signer"
 )
 
 // KeyUpdate is one conditional replacement in a batch.
@@ -38,7 +39,8 @@ func (r *Keyring) Create(ctx context.Context, set string) (Key, error) {
 }
 
 // createLocked generates a key in state (Pending or, for emergency
-// rotation, Active) and stores it. prepare, when not nil, completes the
+// rotation, Active) and stores it: a signing key in its provider, a data
+// key as 32 random bytes sealed by its set's KeyWrapper. prepare, when not nil, completes the
 // record and returns further events; every event is emitted before the
 // key is stored.
 func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, state State, incident string, prepare func(*Key) []audit.Event) (Key, error) {
@@ -55,12 +57,19 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 	if state == Active {
 		k.ActivatedAt = now
 	}
-	prov := r.providers[pol.Backend]
-	s, ref, err := prov.Generate(ctx, k.KID, pol.Algorithm)
-	if err != nil {
-		return Key{}, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err)
+	var s signer.Signer
+	if pol.Purpose == Encryption {
+		if k.BackendRef, err = r.newDEK(ctx, k); err != nil {
+			return Key{}, err
+		}
+	} else {
+		var ref string
+		s, ref, err = r.providers[pol.Backend].Generate(ctx, k.KID, pol.Algorithm)
+		if err != nil {
+			return Key{}, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err)
+		}
+		k.BackendRef, k.Public = ref, s.Public()
 	}
-	k.BackendRef, k.Public = ref, s.Public()
 	ev := r.event(audit.KeyCreated, p, set, k.KID, incident)
 	ev.Details = map[string]string{
 		"algorithm": k.Algorithm, "backend": k.Backend, "owner": k.Owner, "state": state.String(),
@@ -79,7 +88,7 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		return Key{}, r.failed(ctx, ev, err)
 	}
 	k.Version = 1
-	if state == Active {
+	if state == Active && s != nil {
 		r.adoptSigner(k, s)
 	}
 	return k, r.refreshLocked(ctx)
@@ -353,7 +362,7 @@ func (r *Keyring) Destroy(ctx context.Context, kid string) error {
 	if err := r.emit(ctx, ev); err != nil {
 		return err
 	}
-	if d, ok := r.providers[k.Backend].(Destroyer); ok {
+	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
 		if err := d.Destroy(ctx, k.KID, k.BackendRef); err != nil {
 			return r.failed(ctx, ev, fmt.Errorf("%w: destroy %s: %w", ErrBackend, kid, err))
 		}
@@ -377,8 +386,9 @@ type Destroyer interface {
 // whose pre-publication is over (and that are approved) become Active;
 // an Active key due for rotation gets a successor (if an approver gave the
 // set a standing schedule approval); a key past its RotateBy is reported
-// (audit event and OnOverdue). Ticks never overlap. It returns every
-// failure, joined; one set's failure does not stop the others.
+// (audit event and OnOverdue); secrets are ticked as TickSecrets does.
+// Ticks never overlap. It returns every failure, joined; one set's failure
+// does not stop the others.
 func (r *Keyring) Tick(ctx context.Context) error {
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
@@ -417,6 +427,7 @@ func (r *Keyring) Tick(ctx context.Context) error {
 			errs = append(errs, r.overdue(ctx, *active, now))
 		}
 	}
+	errs = append(errs, r.tickSecretsLocked(ctx))
 	return errors.Join(errs...)
 }
 
@@ -442,23 +453,20 @@ func (r *Keyring) overdue(ctx context.Context, k Key, now time.Time) error {
 	return r.emit(ctx, ev)
 }
 
-// Run calls Tick every interval (±10% jitter) until ctx is done, and
-// returns ctx's error. Tick failures go to onErr (which may be nil).
-func (r *Keyring) Run(ctx context.Context, interval time.Duration, onErr func(error)) error {
-	if interval <= 0 {
-		return fmt.Errorf("%w: tick interval %v", ErrPolicy, interval)
-	}
+// Run calls Tick every Config.TickInterval (±10% jitter) until ctx is
+// done, and returns ctx's error. Tick failures go to Config.OnTickError.
+func (r *Keyring) Run(ctx context.Context) error {
 	for {
-		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(interval))
-		t := time.NewTimer(interval + jitter)
+		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(r.interval))
+		t := time.NewTimer(r.interval + jitter)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}
-		if err := r.Tick(ctx); err != nil && onErr != nil {
-			onErr(err)
+		if err := r.Tick(ctx); err != nil && r.onTickErr != nil {
+			r.onTickErr(err)
 		}
 	}
 }

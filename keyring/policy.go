@@ -48,7 +48,8 @@ type SetPolicy struct {
 	// sign: at least JWKSMaxAge + Leeway. Default JWKSMaxAge + 2*Leeway.
 	PrePublication time.Duration
 	// Grace is how long a rotated key still verifies: at least
-	// MaxTokenLifetime + JWKSMaxAge + Leeway. Default: that sum.
+	// MaxTokenLifetime + JWKSMaxAge + Leeway. Default: that sum; for data
+	// keys, how long a rotated key still decrypts, default RotationPeriod.
 	Grace time.Duration
 	// MaxTokenLifetime bounds exp − iat of tokens the set signs.
 	MaxTokenLifetime time.Duration
@@ -134,6 +135,11 @@ func (p SetPolicy) withDefaults() (SetPolicy, error) {
 	}
 	if p.Grace == 0 {
 		p.Grace = p.MaxTokenLifetime + p.JWKSMaxAge + p.Leeway
+		if p.Purpose == Encryption {
+			// A rotated data key decrypts for one more period: time to
+			// rewrap what it protects.
+			p.Grace = p.RotationPeriod
+		}
 	}
 	if p.Purpose == Signing {
 		if p.PrePublication < p.JWKSMaxAge+p.Leeway {

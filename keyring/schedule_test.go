@@ -189,3 +189,45 @@ func TestEmergencyRevokesRecordedJTIs(t *testing.T) {
 		t.Errorf("%d revocation.jti events, want 3", jtiEvents)
 	}
 }
+
+// TestRunTicks: Run ticks on its interval, reports tick failures, and
+// stops with its context.
+func TestRunTicks(t *testing.T) {
+	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &switchProvider{Provider: local}
+	errs := make(chan error, 16)
+	e := newEnv(t, func(c *keyring.Config) {
+		c.Providers = map[string]signer.Provider{"local": prov}
+		c.TickInterval = time.Millisecond
+		c.OnTickError = func(err error) {
+			select {
+			case errs <- err:
+			default:
+			}
+		}
+	})
+	e.bootstrap(t)
+	if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {
+		t.Fatal(err)
+	}
+	prov.fail = true
+	e.clock.Advance(80 * keyring.Day) // a rotation is due and the backend is down
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.ring.Run(c) }()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, keyring.ErrBackend) {
+			t.Errorf("tick error = %v, want ErrBackend", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not tick within 10 s")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
