@@ -38,8 +38,13 @@ type link struct {
 	Event Event  `json:"event"`
 }
 
-// linkHash returns the hex SHA-256 of the canonical encoding of a link.
-func linkHash(seq uint64, prev string, e Event) (string, error) {
+// RecordHash returns the hash that chains record seq, which follows the
+// record whose hash is prev (Genesis for the first), and carries e: the
+// hex SHA-256 of the canonical encoding {"seq":…,"prev":…,"event":…}
+// (encoding/json, Event's fields in declaration order). ChainLog and every
+// other chained sink (the PostgreSQL one in keyring/pgstore) compute it
+// the same way, so their chains verify with one rule.
+func RecordHash(seq uint64, prev string, e Event) (string, error) {
 	b, err := json.Marshal(link{Seq: seq, Prev: prev, Event: e})
 	if err != nil {
 		return "", err
@@ -51,7 +56,7 @@ func linkHash(seq uint64, prev string, e Event) (string, error) {
 // encodeRecord returns the line (newline included) and the hash of the
 // record seq that follows the record whose hash is prev.
 func encodeRecord(seq uint64, prev string, e Event) ([]byte, string, error) {
-	h, err := linkHash(seq, prev, e)
+	h, err := RecordHash(seq, prev, e)
 	if err != nil {
 		return nil, "", err
 	}

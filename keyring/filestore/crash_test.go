@@ -32,8 +32,16 @@ const (
 	envChildTarget = "TOKENKMS_FILESTORE_CRASH_TARGET"
 	crashSet       = "access-tokens"
 	crashRotations = 200
-	crashMinKills  = 20
-	killWindow     = 150_000 // µs after the child is ready
+	// crashBatch bounds the rotations one child may do before it exits on
+	// its own: each child is killed somewhere inside its batch, so the
+	// kills are spread over all crashRotations rotations.
+	crashBatch = 8
+	// crashMinKills is the fewest kills the test accepts.
+	crashMinKills = 20
+	// crashJitter bounds the random delay after the chosen step before
+	// SIGKILL, so that the kill lands inside a store write as well as
+	// between two.
+	crashJitter = 4 * time.Millisecond
 )
 
 var (
@@ -126,7 +134,9 @@ func (c *stepClock) Advance(d time.Duration) {
 
 // crashChild rotates the set until the store holds target keys, picking up
 // whatever a killed predecessor left: a pending successor is approved and
-// activated, otherwise a new rotation starts.
+// activated, otherwise a new rotation starts. It prints "ready" once the
+// store is open and "step" after each completed write (create or rotate,
+// approve, activate: three per rotation).
 func crashChild(path string, target int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -164,17 +174,20 @@ func crashChild(path string, target int) error {
 			if err != nil {
 				return fmt.Errorf("rotate: %w", err)
 			}
+			fmt.Println("step")
 			continue
 		}
 		if pending.ApprovedBy == "" {
 			if err := ring.Approve(as(approver), pending.KID); err != nil {
 				return fmt.Errorf("approve: %w", err)
 			}
+			fmt.Println("step")
 		}
 		clock.Advance(pol.PrePublication)
 		if err := ring.Activate(as(deployer), pending.KID); err != nil {
 			return fmt.Errorf("activate: %w", err)
 		}
+		fmt.Println("step")
 	}
 }
 
@@ -231,27 +244,25 @@ func checkConsistent(t *testing.T, path string, seen map[string]int64, activated
 	return len(keys), active == 1
 }
 
-// TestCrashDuringRotations kills a rotating child process with SIGKILL at
-// random points until it has done crashRotations rotations, at least
-// crashMinKills times, and checks the store after every kill.
+// TestCrashDuringRotations runs crashRotations rotations in child
+// processes and kills them with SIGKILL at random points spread over the
+// whole run: each child may do crashBatch rotations and is killed after a
+// random number of its writes plus a random delay (a child that finishes
+// its batch first exits on its own). The store is checked after every
+// child, killed or not.
 func TestCrashDuringRotations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	seen := make(map[string]int64)
 	target := crashRotations + 1
-	kills, activated := 0, false
+	kills, clean, activated := 0, 0, false
+	var killedAt []int // rotations done when each kill happened
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
-	for round := 0; ; round++ {
-		if round > 10*crashMinKills+crashRotations {
+	for round := 1; ; round++ {
+		if round > 4*crashRotations {
 			t.Fatalf("no progress after %d rounds", round)
 		}
 		nkeys := len(seen)
-		kill := kills < crashMinKills
-		// Let each killed child do a few rotations at most, so that
-		// crashRotations spread over at least crashMinKills kills.
-		childTarget := target
-		if kills < crashMinKills {
-			childTarget = min(target, nkeys+crashRotations/crashMinKills)
-		}
+		childTarget := min(target, nkeys+crashBatch)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), envChildPath+"="+path, envChildTarget+"="+strconv.Itoa(childTarget))
 		var stderr strings.Builder
@@ -263,30 +274,46 @@ func TestCrashDuringRotations(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start child: %v", err)
 		}
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		if line != "ready\n" {
+		lines := bufio.NewReader(out)
+		if line, _ := lines.ReadString('\n'); line != "ready\n" {
 			cmd.Wait()
 			t.Fatalf("child did not start: %q, stderr: %s", line, stderr.String())
 		}
-		if kill {
-			time.Sleep(time.Duration(rng.IntN(killWindow)) * time.Microsecond)
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatalf("kill: %v", err)
+		// Up to three writes per rotation of the batch: kill after a
+		// random number of them (those the child reaches), then a jitter.
+		steps := rng.IntN(3 * (childTarget - nkeys))
+		for range steps {
+			if line, err := lines.ReadString('\n'); err != nil || line != "step\n" {
+				break
 			}
 		}
+		time.Sleep(time.Duration(rng.Int64N(int64(crashJitter))))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill: %v", err)
+		}
+		go io.Copy(io.Discard, lines)
 		err = cmd.Wait()
 		var ee *exec.ExitError
+		killed := false
 		switch {
 		case err == nil:
+			clean++
 		case errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
-			kills++
+			kills, killed = kills+1, true
 		default:
 			t.Fatalf("child failed: %v: %s", err, stderr.String())
 		}
 		n, active := checkConsistent(t, path, seen, activated)
 		activated = activated || active
-		if n >= target && kills >= crashMinKills {
-			t.Logf("%d keys (%d rotations) across %d SIGKILLs in %d rounds", n, n-1, kills, round+1)
+		if killed {
+			killedAt = append(killedAt, max(n-1, 0))
+		}
+		if n >= target {
+			if kills < crashMinKills {
+				t.Fatalf("%d rotations with only %d SIGKILLs, want at least %d", n-1, kills, crashMinKills)
+			}
+			t.Logf("%d rotations in %d children: %d killed by SIGKILL, %d ended on their own; kills after rotation %v",
+				n-1, round, kills, clean, killedAt)
 			return
 		}
 	}

@@ -14,6 +14,12 @@ import (
 // (the first call after a reconnect covers what was missed) with
 // keyring.Keyring.Refresh in onChange, and refreshes on a timer as well.
 func (s *Store) Listen(ctx context.Context, onChange func()) error {
+	return s.listen(ctx, func(string) { onChange() })
+}
+
+// listen is Listen with the name of the changed table passed to
+// onChange; the call made once listening starts passes "".
+func (s *Store) listen(ctx context.Context, onChange func(table string)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: listen: %w", err)
@@ -28,15 +34,16 @@ func (s *Store) Listen(ctx context.Context, onChange func()) error {
 	if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{"tokenkms_changes:" + schema}.Sanitize()); err != nil {
 		return fmt.Errorf("pgstore: listen: %w", err)
 	}
-	onChange()
+	onChange("")
 	for {
-		if _, err := c.WaitForNotification(ctx); err != nil {
+		n, err := c.WaitForNotification(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return fmt.Errorf("pgstore: listen: %w", err)
 		}
-		onChange()
+		onChange(n.Payload)
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 	"github.com/tokenkms/tokenkms/verifier"
 )
 
-// Store is a keyring.KeyStore, keyring.BatchUpdater and
-// verifier.RevocationList over PostgreSQL.
+// Store is a keyring.KeyStore, keyring.BatchUpdater,
+// verifier.RevocationList and audit.Sink over PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
@@ -227,6 +227,8 @@ func writeError(op, kid string, err error) error {
 		switch {
 		case pe.Code == "23505" && strings.Contains(pe.ConstraintName, "one_active"):
 			return fmt.Errorf("%w: %s %s: the set already has an active key", keyring.ErrConflict, op, kid)
+		case pe.Code == "23505" && strings.Contains(pe.ConstraintName, "one_successor"):
+			return fmt.Errorf("%w: %s %s: a rotation of the set is already in progress", keyring.ErrConflict, op, kid)
 		case pe.Code == "40001" || pe.Code == "40P01":
 			return fmt.Errorf("%w: %s %s: %s", keyring.ErrConflict, op, kid, pe.Code)
 		}
@@ -266,8 +268,8 @@ func (s *Store) RevokeKID(ctx context.Context, kid string, issuedBefore time.Tim
 }
 
 // Revoked reports whether the token (kid, jti, issuedAt) is revoked. It
-// queries the database: hosts on the verification hot path put an
-// in-memory list in front of it.
+// queries the database on every call: the verification hot path uses a
+// RevocationCache instead (Store.RevocationCache).
 func (s *Store) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
 	var revoked bool
 	err := s.pool.QueryRow(ctx, `SELECT

@@ -1,0 +1,288 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	tokenkms "github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
+	"github.com/tokenkms/tokenkms/keyring/pgstore"
+	"github.com/tokenkms/tokenkms/verifier"
+	"github.com/tokenkms/tokenkms/verifier/verifiertest"
+)
+
+// runCache starts c.Run until the test ends and waits for a first load.
+func runCache(t *testing.T, c *pgstore.RevocationCache) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	})
+	waitFor(t, func() bool {
+		_, err := c.Revoked(testCtx(t), "k", "j", time.Now())
+		return err == nil
+	}, "the revocation cache to load")
+}
+
+func newCache(t *testing.T, s *pgstore.Store, cfg pgstore.CacheConfig) *pgstore.RevocationCache {
+	t.Helper()
+	c, err := s.RevocationCache(cfg)
+	if err != nil {
+		t.Fatalf("RevocationCache: %v", err)
+	}
+	return c
+}
+
+// TestRevocationCacheConformance runs the RevocationList suite on a cache
+// that is loaded once and on one that Run keeps reloading while the suite
+// writes (every write notifies, so reloads race with the writes).
+func TestRevocationCacheConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  bool
+	}{{"Loaded", false}, {"Running", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			verifiertest.TestRevocationList(t, func(t *testing.T, now func() time.Time) verifier.RevocationList {
+				s, _ := newStore(t, pgstore.WithClock(now))
+				c := newCache(t, s, pgstore.CacheConfig{MaxStaleness: time.Hour})
+				if tc.run {
+					runCache(t, c)
+				} else if err := c.Reload(testCtx(t)); err != nil {
+					t.Fatalf("Reload: %v", err)
+				}
+				return c
+			})
+		})
+	}
+}
+
+func TestRevocationCacheConfig(t *testing.T) {
+	s, _ := newStore(t)
+	for _, tc := range []struct {
+		name string
+		cfg  pgstore.CacheConfig
+	}{
+		{"reload not shorter than staleness", pgstore.CacheConfig{MaxStaleness: time.Second, ReloadEvery: time.Second}},
+		{"default staleness, long reload", pgstore.CacheConfig{ReloadEvery: time.Minute}},
+		{"negative staleness", pgstore.CacheConfig{MaxStaleness: -time.Second, ReloadEvery: -2 * time.Second}},
+		{"negative retry", pgstore.CacheConfig{Retry: -time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.RevocationCache(tc.cfg); !errors.Is(err, pgstore.ErrCacheConfig) {
+				t.Errorf("RevocationCache error = %v, want ErrCacheConfig", err)
+			}
+		})
+	}
+}
+
+// TestRevocationCacheFailsClosed: a cache that was never loaded, or whose
+// last reload is older than the maximum staleness, refuses to answer, and
+// a verifier using it rejects tokens with ErrRevocationCheck.
+func TestRevocationCacheFailsClosed(t *testing.T) {
+	f, err := keyringtest.New(keyringtest.Options{})
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	token, err := f.Token("user-1")
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	s, pool := newStore(t, pgstore.WithClock(f.Clock.Now))
+	staleness := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := newCache(t, s, pgstore.CacheConfig{MaxStaleness: time.Minute, Clock: staleness.Now})
+	v, err := verifier.New(f.Ring, verifier.Policy{Issuer: "https://core.test", Audience: f.Audience},
+		verifier.WithNow(f.Clock.Now), verifier.WithRevocationList(c))
+	if err != nil {
+		t.Fatalf("verifier.New: %v", err)
+	}
+	verify := func(t *testing.T, want error) {
+		t.Helper()
+		_, err := v.Verify(testCtx(t), token)
+		if !errors.Is(err, want) {
+			t.Errorf("Verify error = %v, want %v", err, want)
+		}
+	}
+	stale := func(t *testing.T) {
+		t.Helper()
+		if _, err := c.Revoked(testCtx(t), "k", "j", time.Now()); !errors.Is(err, pgstore.ErrRevocationsStale) {
+			t.Errorf("Revoked error = %v, want ErrRevocationsStale", err)
+		}
+		verify(t, verifier.ErrRevocationCheck)
+	}
+	t.Run("not loaded", stale)
+	if err := c.Reload(testCtx(t)); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	t.Run("loaded", func(t *testing.T) { verify(t, nil) })
+	staleness.Advance(time.Minute)
+	t.Run("at the staleness limit", func(t *testing.T) { verify(t, nil) })
+	staleness.Advance(time.Millisecond)
+	t.Run("older than the limit", stale)
+	if err := c.Reload(testCtx(t)); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	t.Run("reloaded", func(t *testing.T) { verify(t, nil) })
+	pool.Close()
+	if err := c.Reload(testCtx(t)); err == nil {
+		t.Fatalf("Reload on a closed pool succeeded")
+	}
+	t.Run("failed reload keeps the age", func(t *testing.T) { verify(t, nil) })
+	staleness.Advance(time.Minute + time.Millisecond)
+	t.Run("database gone too long", stale)
+}
+
+// replicaCaches opens n stores on one schema, each with its own pool and a
+// running cache.
+func replicaCaches(t *testing.T, n int, cfg pgstore.CacheConfig) ([]*pgstore.Store, []*pgxpool.Pool, []*pgstore.RevocationCache) {
+	t.Helper()
+	schema := newSchema(t)
+	var (
+		stores []*pgstore.Store
+		pools  []*pgxpool.Pool
+		caches []*pgstore.RevocationCache
+	)
+	for range n {
+		pool := newPool(t, schema)
+		if err := pgstore.Migrate(testCtx(t), pool); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		s := pgstore.New(pool)
+		c := newCache(t, s, cfg)
+		runCache(t, c)
+		stores, pools, caches = append(stores, s), append(pools, pool), append(caches, c)
+	}
+	return stores, pools, caches
+}
+
+// TestRevocationCachePropagation: a revocation written by replica A is
+// seen by the caches of replicas B and C. The delay, from A's write
+// returning to both other caches answering true, is measured over 100
+// trials for jti and for kid revocations and logged.
+func TestRevocationCachePropagation(t *testing.T) {
+	_, _, caches := replicaCaches(t, 3, pgstore.CacheConfig{})
+	a := caches[0]
+	const trials = 100
+	for _, kind := range []string{"jti", "kid"} {
+		t.Run(kind, func(t *testing.T) {
+			var delays []time.Duration
+			for trial := range trials {
+				id := fmt.Sprintf("%s-%d", kind, trial)
+				kid, jti := "other-kid", "other-jti"
+				iat := time.Now().Add(-time.Minute)
+				var write func() error
+				if kind == "jti" {
+					jti = id
+					write = func() error { return a.RevokeJTI(testCtx(t), id, time.Now().Add(time.Hour)) }
+				} else {
+					kid = id
+					write = func() error { return a.RevokeKID(testCtx(t), id, time.Now()) }
+				}
+				for i, c := range caches {
+					if got, err := c.Revoked(testCtx(t), kid, jti, iat); err != nil || got {
+						t.Fatalf("trial %d: replica %d: Revoked before the write = %v, %v; want false, nil", trial, i, got, err)
+					}
+				}
+				start := time.Now()
+				if err := write(); err != nil {
+					t.Fatalf("trial %d: revoke: %v", trial, err)
+				}
+				if got, err := a.Revoked(testCtx(t), kid, jti, iat); err != nil || !got {
+					t.Fatalf("trial %d: writer's own cache: Revoked = %v, %v; want true, nil", trial, got, err)
+				}
+				for i, c := range caches[1:] {
+					waitFor(t, func() bool {
+						got, err := c.Revoked(testCtx(t), kid, jti, iat)
+						return err == nil && got
+					}, fmt.Sprintf("replica %d to see %s", i+1, id))
+				}
+				delays = append(delays, time.Since(start))
+			}
+			slices.Sort(delays)
+			t.Logf("%s revocation seen by both other replicas' caches: p50 %v, p99 %v, max %v over %d trials",
+				kind, delays[trials/2], delays[trials*99/100-1], delays[trials-1], trials)
+		})
+	}
+}
+
+// TestRevocationCacheBackstop: a revocation whose notification never
+// comes (the trigger is disabled) still reaches the other replica's cache
+// through the periodic full reload.
+func TestRevocationCacheBackstop(t *testing.T) {
+	stores, pools, caches := replicaCaches(t, 2, pgstore.CacheConfig{MaxStaleness: 3 * time.Second, ReloadEvery: 100 * time.Millisecond})
+	if _, err := pools[0].Exec(testCtx(t), `ALTER TABLE tokenkms_revoked_kid DISABLE TRIGGER tokenkms_revoked_kid_notify`); err != nil {
+		t.Fatalf("disable trigger: %v", err)
+	}
+	b := caches[1]
+	iat := time.Now().Add(-time.Minute)
+	if got, err := b.Revoked(testCtx(t), "kid-silent", "j", iat); err != nil || got {
+		t.Fatalf("Revoked before = %v, %v; want false, nil", got, err)
+	}
+	if err := stores[0].RevokeKID(testCtx(t), "kid-silent", time.Now()); err != nil {
+		t.Fatalf("RevokeKID: %v", err)
+	}
+	waitFor(t, func() bool {
+		got, err := b.Revoked(testCtx(t), "kid-silent", "j", iat)
+		return err == nil && got
+	}, "the periodic reload to bring the revocation")
+}
+
+// TestRevocationCacheVerifierAcrossReplicas: a token verified on replica
+// B is rejected with ErrRevoked once replica A revokes its jti.
+func TestRevocationCacheVerifierAcrossReplicas(t *testing.T) {
+	f, err := keyringtest.New(keyringtest.Options{})
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	_, _, caches := replicaCaches(t, 2, pgstore.CacheConfig{})
+	vb, err := verifier.New(f.Ring, verifier.Policy{Issuer: "https://core.test", Audience: f.Audience},
+		verifier.WithNow(f.Clock.Now), verifier.WithRevocationList(caches[1]))
+	if err != nil {
+		t.Fatalf("verifier.New: %v", err)
+	}
+	token, err := f.Issuer.Issue(testCtx(t), tokenkms.Claims{Subject: "user-1", ClientID: "test-client", PrincipalType: "user"})
+	if err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	claims, err := vb.Verify(testCtx(t), token)
+	if err != nil {
+		t.Fatalf("Verify before revocation: %v", err)
+	}
+	if err := caches[0].RevokeJTI(testCtx(t), claims.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeJTI: %v", err)
+	}
+	waitFor(t, func() bool {
+		_, err := vb.Verify(testCtx(t), token)
+		return errors.Is(err, verifier.ErrRevoked)
+	}, "replica B's verifier to reject the revoked jti")
+}
+
+func TestRevocationCacheStringHidesContent(t *testing.T) {
+	s, _ := newStore(t)
+	c := newCache(t, s, pgstore.CacheConfig{})
+	if err := c.Reload(testCtx(t)); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := c.RevokeJTI(testCtx(t), "secret-jti-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeJTI: %v", err)
+	}
+	if err := c.RevokeKID(testCtx(t), "secret-kid-1", time.Now()); err != nil {
+		t.Fatalf("RevokeKID: %v", err)
+	}
+	for _, got := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c)} {
+		if strings.Contains(got, "secret-") {
+			t.Errorf("cache formats as %q, which names a revoked id", got)
+		}
+	}
+}
