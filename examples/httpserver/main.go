@@ -1,0 +1,215 @@
+// Command httpserver shows tokenkms wired into an existing net/http server
+// for a single-node Core: keys persist in one file (keyring/filestore),
+// local private keys are sealed under a key-encryption key read from a
+// 0600 file, the audit trail is a hash-chained log, the scheduler runs in
+// the background, and the mux serves the JWKS, a token endpoint and an API
+// behind the middleware.
+//
+//	go run ./examples/httpserver -dir /var/lib/core-keys -addr 127.0.0.1:8080
+//	curl -s -X POST 127.0.0.1:8080/token -d 'sub=alice&scope=orders:read'
+//	curl -s -H "Authorization: Bearer $TOKEN" 127.0.0.1:8080/api/orders
+//
+// The token endpoint stands for Core's own authentication flow: it trusts
+// the form it is given, which a real service never does.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/jwks"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/filestore"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+const (
+	set      = "access-tokens"
+	issuerID = "https://core.example"
+	audience = "orders-api"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
+	dir := flag.String("dir", "", "state directory (keys, key-encryption key, audit log); required")
+	flag.Parse()
+	if *dir == "" {
+		fmt.Fprintln(os.Stderr, "httpserver: -dir is required")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "httpserver:", err)
+		os.Exit(1)
+	}
+	if err := serve(ctx, ln, *dir, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "httpserver:", err)
+		os.Exit(1)
+	}
+}
+
+// serve runs the server on ln until ctx is done.
+func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) error {
+	logger := slog.New(slog.NewTextHandler(out, nil))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	kek, err := loadOrCreateKEK(filepath.Join(dir, "kek"))
+	if err != nil {
+		return err
+	}
+	wrapper, err := signer.NewAESWrapper(kek)
+	clear(kek)
+	if err != nil {
+		return err
+	}
+	local, err := signer.NewLocalProvider(wrapper)
+	if err != nil {
+		return err
+	}
+	store, err := filestore.Open(filepath.Join(dir, "keys.json"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	chain, err := audit.OpenChain(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		return err
+	}
+	defer chain.Close()
+
+	ring, err := keyring.New(ctx, keyring.Config{
+		Store:       store,
+		Providers:   map[string]signer.Provider{"local": local},
+		Audit:       audit.Fanout(chain, audit.NewSlog(logger)),
+		Sets:        []keyring.SetPolicy{{Name: set, Owner: "team-identity", Algorithm: "ES256"}},
+		OnTickError: func(err error) { logger.Error("key scheduler", "err", err) },
+	})
+	if err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, ring); err != nil {
+		return err
+	}
+	pol, err := ring.Policy(set)
+	if err != nil {
+		return err
+	}
+	issuer, err := signer.NewIssuer(ring, signer.IssuerConfig{
+		Set: set, Issuer: issuerID, Audience: []string{audience},
+		DefaultLifetime: 15 * time.Minute, MaxLifetime: pol.MaxTokenLifetime,
+	})
+	if err != nil {
+		return err
+	}
+	v, err := verifier.New(ring, verifier.Policy{Issuer: issuerID, Audience: []string{audience}})
+	if err != nil {
+		return err
+	}
+
+	// The host's existing mux, with tokenkms's handlers added to it.
+	mux := http.NewServeMux()
+	mux.Handle("GET /.well-known/jwks.json", jwks.NewHandler(ring, jwks.WithMaxAge(pol.JWKSMaxAge)))
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("sub") == "" {
+			http.Error(w, "sub required", http.StatusBadRequest)
+			return
+		}
+		tok, err := issuer.Issue(r.Context(), tokenkms.Claims{
+			Subject: r.PostForm.Get("sub"), ClientID: "httpserver-demo", PrincipalType: "user",
+			Scope: strings.Fields(r.PostForm.Get("scope")),
+		})
+		if err != nil {
+			logger.Error("issue", "err", err)
+			http.Error(w, "cannot issue", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "{\"access_token\":%q,\"token_type\":\"Bearer\"}\n", tok)
+	})
+	api := http.NewServeMux()
+	api.Handle("GET /api/orders", verifier.RequireScopes("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verifier.ClaimsFromContext(r.Context())
+		fmt.Fprintf(w, "orders of %s\n", c.Subject)
+	})))
+	mux.Handle("/api/", verifier.Middleware(v, verifier.WithErrorHook(func(r *http.Request, err error) {
+		logger.Info("token refused", "path", r.URL.Path, "err", err)
+	}))(api))
+
+	go ring.Run(ctx)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	logger.Info("serving", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// bootstrap gives the set its first key on the first start. In production
+// three people do this, each with their own role; the example plays them.
+func bootstrap(ctx context.Context, ring *keyring.Keyring) error {
+	if _, err := ring.Signer(ctx, set); err == nil {
+		return nil
+	}
+	as := func(id string, role keyring.Role) context.Context {
+		return keyring.WithPrincipal(ctx, keyring.Principal{ID: id, Roles: []keyring.Role{role}})
+	}
+	k, err := ring.Create(as("ops-alice", keyring.RoleIssuer), set)
+	if err != nil {
+		return err
+	}
+	if err := ring.Approve(as("sec-bob", keyring.RoleApprover), k.KID); err != nil {
+		return err
+	}
+	if err := ring.Activate(as("ops-carol", keyring.RoleDeployer), k.KID); err != nil {
+		return err
+	}
+	return ring.ApproveSchedule(as("sec-bob", keyring.RoleApprover), set)
+}
+
+// loadOrCreateKEK reads the 32-byte key-encryption key, creating it (mode
+// 0600) on the first start. A production host takes it from its secret
+// manager, or uses a KMS or HSM KeyWrapper instead.
+func loadOrCreateKEK(path string) ([]byte, error) {
+	kek, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		kek = make([]byte, 32)
+		rand.Read(kek)
+		return kek, os.WriteFile(path, kek, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key-encryption key %s must exist with mode 0600", path)
+	}
+	if len(kek) != 32 {
+		return nil, fmt.Errorf("key-encryption key %s must hold 32 bytes", path)
+	}
+	return kek, nil
+}
