@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // benchVerify measures Verify of a valid token through a
@@ -65,30 +64,5 @@ func BenchmarkCryptoFloorES256(b *testing.B) {
 		if !ecdsa.VerifyASN1(pub, d[:], der) {
 			b.Fatal("floor: signature does not verify")
 		}
-	}
-}
-
-// BenchmarkRevoked measures a MemoryRevocationList lookup among 1,000,000
-// revoked jtis, half of the lookups hitting.
-func BenchmarkRevoked(b *testing.B) {
-	const n = 1_000_000
-	l := verifier.NewMemoryRevocationList(func() time.Time { return t0 })
-	ctx := context.Background()
-	jtis := make([]string, 2*n)
-	for i := range jtis {
-		jtis[i] = fmt.Sprintf("jti-%022d", i)
-	}
-	for _, j := range jtis[:n] {
-		if err := l.RevokeJTI(ctx, j, t0.Add(time.Hour)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		if _, err := l.Revoked(ctx, "kid", jtis[i%len(jtis)], t0); err != nil {
-			b.Fatal(err)
-		}
-		i += 7919
 	}
 }

@@ -36,8 +36,9 @@
 // A Verifier is immutable and Verify takes no lock of its own (except the
 // per-shard locks of the WithCache token cache): it is safe for concurrent
 // use, and as fast as its KeySource and RevocationList.
-// MemoryRevocationList is safe for concurrent use; its lookups share
-// per-shard read locks and its kid policies are read without a lock.
+// MemoryRevocationList is safe for concurrent use; its lookups take no
+// lock (they read atomic snapshots of per-shard tables and of the kid
+// policies).
 //
 // # Errors
 //

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,15 +128,18 @@ func TestMemoryRevocationListPurge(t *testing.T) {
 		t.Errorf("Revoked(jti-10) after purge = false, want true")
 	}
 
-	// Writes purge on their own, a minute apart at most.
+	// Writes purge on their own, a minute apart at most, each shard when it
+	// is written to: 5000 writes reach every one of the 256 shards but with
+	// probability 1 - 256·e^(-5000/256) > 1 - 10⁻⁶.
 	now = t0.Add(4 * time.Hour)
-	for i := range 2000 {
+	const late = 5000
+	for i := range late {
 		if err := l.RevokeJTI(ctx, fmt.Sprint("late-", i), now.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := l.Len(); got != 2000 {
-		t.Errorf("Len after writes past every until = %d, want 2000 (the expired 100 purged)", got)
+	if got := l.Len(); got != late {
+		t.Errorf("Len after writes past every until = %d, want %d (the expired 100 purged)", got, late)
 	}
 }
 
@@ -146,5 +152,242 @@ func TestMemoryRevocationListString(t *testing.T) {
 		if got, want := s, "verifier.MemoryRevocationList(0 kid policies)"; got != want {
 			t.Errorf("formatted list = %q, want %q", got, want)
 		}
+	}
+}
+
+// scaleJTI returns a jti of a test at scale: 22 characters like the
+// Issuer's (128 random bits in base64url), distinct for distinct (prefix, i).
+func scaleJTI(prefix byte, i int) string {
+	var b [22]byte
+	b[0] = prefix
+	for k := len(b) - 1; k > 0; k-- {
+		b[k] = '0' + byte(i%10)
+		i /= 10
+	}
+	return string(b[:])
+}
+
+// heapAlloc returns the bytes of live heap objects after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// TestMemoryRevocationListScale fills a list with 300,000 jtis: each
+// is found, none of as many others is, and the list stays within its
+// memory budget (the 10-million figure is BenchmarkRevocationMemory's).
+func TestMemoryRevocationListScale(t *testing.T) {
+	const n = 300_000
+	l := verifier.NewMemoryRevocationList(func() time.Time { return t0 })
+	ctx := context.Background()
+	before := heapAlloc()
+	for i := range n {
+		if err := l.RevokeJTI(ctx, scaleJTI('r', i), t0.Add(time.Hour)); err != nil {
+			t.Fatalf("RevokeJTI #%d: %v", i, err)
+		}
+	}
+	heapPerEntry := float64(heapAlloc()-before) / n
+	st := l.Stats()
+	t.Logf("%d jtis: %.1f B/entry of heap, %d slots (%.1f B/entry)", n, heapPerEntry, st.Slots, float64(st.Bytes)/n)
+	if st.JTIs != n {
+		t.Errorf("Stats().JTIs = %d, want %d", st.JTIs, n)
+	}
+	if got, want := st.Bytes, 16*st.Slots; got != want {
+		t.Errorf("Stats().Bytes = %d, want %d (16 per slot)", got, want)
+	}
+	// Grown at 3/4 full to half full: at least 3/8 of the slots taken.
+	if got, limit := float64(st.Bytes)/n, 16/(3.0/8); got > limit {
+		t.Errorf("table bytes per entry = %.1f, want ≤ %.1f", got, limit)
+	}
+	if heapPerEntry > 64 {
+		t.Errorf("heap bytes per entry = %.1f, want ≤ 64", heapPerEntry)
+	}
+	runtime.KeepAlive(l)
+
+	for i := range n {
+		if got, err := l.Revoked(ctx, "kid", scaleJTI('r', i), t0); err != nil || !got {
+			t.Fatalf("Revoked(revoked jti #%d) = %v, %v; want true, nil", i, got, err)
+		}
+		if got, err := l.Revoked(ctx, "kid", scaleJTI('m', i), t0); err != nil || got {
+			t.Fatalf("Revoked(other jti #%d) = %v, %v; want false, nil", i, got, err)
+		}
+	}
+}
+
+// TestMemoryRevocationListMemoryReturns expires most entries, then all:
+// the tables shrink with the entries, down to nothing, and the heap goes
+// back near where it was before the list was filled.
+func TestMemoryRevocationListMemoryReturns(t *testing.T) {
+	const n = 1 << 18
+	now := t0
+	l := verifier.NewMemoryRevocationList(func() time.Time { return now })
+	ctx := context.Background()
+	base := heapAlloc()
+	for i := range n {
+		until := t0.Add(10 * time.Minute)
+		if i%8 == 0 {
+			until = t0.Add(time.Hour)
+		}
+		if err := l.RevokeJTI(ctx, scaleJTI('r', i), until); err != nil {
+			t.Fatalf("RevokeJTI #%d: %v", i, err)
+		}
+	}
+	peak := heapAlloc()
+	full := l.Stats()
+
+	now = t0.Add(10 * time.Minute)
+	if got, want := l.Purge(), n/8; got != want {
+		t.Errorf("Purge at the first until = %d left, want %d", got, want)
+	}
+	part := l.Stats()
+	if part.JTIs != n/8 {
+		t.Errorf("Stats().JTIs after the first purge = %d, want %d", part.JTIs, n/8)
+	}
+	// Rebuilt at most half full: at least a quarter of the slots taken.
+	if part.Slots > 4*part.JTIs || 2*part.Slots > full.Slots {
+		t.Errorf("slots after purging 7/8 of %d entries = %d (from %d), want ≤ %d and ≤ half", n, part.Slots, full.Slots, 4*part.JTIs)
+	}
+	for i := 0; i < n; i += 8 {
+		if got, _ := l.Revoked(ctx, "kid", scaleJTI('r', i), t0); !got {
+			t.Fatalf("Revoked(surviving jti #%d) after purge = false, want true", i)
+		}
+	}
+
+	now = t0.Add(time.Hour)
+	if got := l.Purge(); got != 0 {
+		t.Errorf("Purge past every until = %d left, want 0", got)
+	}
+	if got, want := l.Stats(), (verifier.RevocationStats{}); got != want {
+		t.Errorf("Stats() after purging everything = %+v, want %+v", got, want)
+	}
+	after := heapAlloc()
+	t.Logf("heap: %d B before filling, %d B full (%d slots), %d B after purging", base, peak, full.Slots, after)
+	if limit := base + (peak-base)/8; after > limit {
+		t.Errorf("heap after purging everything = %d B, want ≤ %d B (base %d, peak %d)", after, limit, base, peak)
+	}
+	runtime.KeepAlive(l)
+}
+
+// TestMemoryRevocationListReadersDuringRebuilds looks up revoked jtis while
+// a writer grows, purges and shrinks every shard's table: no lookup ever
+// misses one (run it with -race).
+func TestMemoryRevocationListReadersDuringRebuilds(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	l := verifier.NewMemoryRevocationList(func() time.Time { return time.Unix(0, clock.Load()) })
+	ctx := context.Background()
+	const fixed = 512
+	for i := range fixed {
+		if err := l.RevokeJTI(ctx, scaleJTI('f', i), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				for i := range fixed {
+					if got, err := l.Revoked(ctx, "kid", scaleJTI('f', i), t0); err != nil || !got {
+						t.Errorf("Revoked(fixed jti #%d) during rebuilds = %v, %v; want true, nil", i, got, err)
+						return
+					}
+					if got, err := l.Revoked(ctx, "kid", scaleJTI('m', i), t0); err != nil || got {
+						t.Errorf("Revoked(never revoked jti #%d) during rebuilds = %v, %v; want false, nil", i, got, err)
+						return
+					}
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		}()
+	}
+
+	const rounds, churn = 6, 1 << 14
+	for r := range rounds {
+		now := time.Unix(0, clock.Load())
+		for i := range churn {
+			if err := l.RevokeJTI(ctx, scaleJTI('c', r*churn+i), now.Add(time.Minute)); err != nil {
+				t.Error(err)
+				break
+			}
+		}
+		clock.Add(int64(2 * time.Minute))
+		if got := l.Purge(); got != fixed {
+			t.Errorf("round %d: Purge = %d left, want %d", r, got, fixed)
+		}
+	}
+	close(done)
+	wg.Wait()
+}
+
+func TestMemoryRevocationListUntilRounding(t *testing.T) {
+	now := t0
+	l := verifier.NewMemoryRevocationList(func() time.Time { return now })
+	ctx := context.Background()
+	steps := []struct {
+		name  string
+		now   time.Time
+		jti   string
+		until time.Time // zero: no RevokeJTI in this step
+		at    time.Time
+		want  bool
+	}{
+		{name: "fractional until rounds up", now: t0, jti: "frac", until: t0.Add(time.Hour + 500*time.Millisecond), at: t0.Add(time.Hour + 999*time.Millisecond), want: true},
+		{name: "fractional until over at the next second", jti: "frac", at: t0.Add(time.Hour + time.Second), want: false},
+		{name: "far future until held", now: t0, jti: "far", until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), at: t0.AddDate(100, 0, 0), want: true},
+		{name: "until before the list was made", now: t0.Add(-2 * time.Hour), jti: "early", until: t0.Add(-time.Hour), at: t0.Add(-90 * time.Minute), want: true},
+		{name: "early until held to the first second", jti: "early", at: t0, want: true},
+		{name: "early until over after it", jti: "early", at: t0.Add(time.Second), want: false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if !st.until.IsZero() {
+				now = st.now
+				if err := l.RevokeJTI(ctx, st.jti, st.until); err != nil {
+					t.Fatal(err)
+				}
+			}
+			now = st.at
+			if got, err := l.Revoked(ctx, "kid", st.jti, t0); err != nil || got != st.want {
+				t.Errorf("Revoked(%s) at %v = %v, %v; want %v, nil", st.jti, st.at, got, err, st.want)
+			}
+		})
+	}
+}
+
+func TestMemoryRevocationListStats(t *testing.T) {
+	l := verifier.NewMemoryRevocationList(func() time.Time { return t0 })
+	ctx := context.Background()
+	if got, want := l.Stats(), (verifier.RevocationStats{}); got != want {
+		t.Errorf("Stats() of a new list = %+v, want %+v", got, want)
+	}
+	for _, jti := range []string{"a", "b", "c"} {
+		if err := l.RevokeJTI(ctx, jti, t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, kid := range []string{"k1", "k2"} {
+		if err := l.RevokeKID(ctx, kid, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := l.Stats()
+	if got.JTIs != 3 || got.KIDPolicies != 2 {
+		t.Errorf("Stats() = %+v, want 3 JTIs and 2 KIDPolicies", got)
+	}
+	if got.Slots < 16 || got.Slots > 3*16 || got.Bytes != 16*got.Slots {
+		t.Errorf("Stats() = %+v, want 16 to 48 slots (one table of 16 per shard used) of 16 bytes", got)
+	}
+	if n := l.Len(); n != got.JTIs {
+		t.Errorf("Len() = %d, want Stats().JTIs = %d", n, got.JTIs)
 	}
 }
