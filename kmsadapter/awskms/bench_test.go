@@ -2,27 +2,23 @@ package awskms_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/kmsadapter/awskms"
 )
 
-// BenchmarkSign compares, in one run, a signature through the adapter and
-// the bare SDK call it makes (hash, then Sign with MessageType DIGEST). The
-// two alternate in one loop, so that load on the machine hits both alike;
-// it reports the mean of each and the adapter's overhead in percent.
-func BenchmarkSign(b *testing.B) {
+// BenchmarkIssue compares, in one run against local-kms, a token issued
+// through signer.Issuer with an AWS KMS key and the bare SDK call the
+// adapter makes (Sign with MessageType DIGEST on the same digest), and
+// measures throughput with 1, 8 and 32 concurrent issuers
+// (lifecycletest.Bench).
+func BenchmarkIssue(b *testing.B) {
 	c := localKMS(b)
-	ctx := testCtx(b)
 	for _, tc := range []struct {
 		name    string
 		alg     string
@@ -31,32 +27,16 @@ func BenchmarkSign(b *testing.B) {
 	}{
 		{name: "ES256", alg: "ES256", signing: types.SigningAlgorithmSpecEcdsaSha256},
 		{name: "ES256-verify", alg: "ES256", opts: &awskms.Options{VerifyECDSA: true}, signing: types.SigningAlgorithmSpecEcdsaSha256},
-		{name: "ES384", alg: "ES384", signing: types.SigningAlgorithmSpecEcdsaSha384},
 		{name: "RS256", alg: "RS256", signing: types.SigningAlgorithmSpecRsassaPkcs1V15Sha256},
 	} {
-		s, ref, err := newProvider(b, c, tc.opts).Generate(ctx, "kid-bench-"+tc.name, tc.alg)
-		if err != nil {
-			b.Fatalf("Generate: %v", err)
-		}
-		a, _ := jose.Lookup(tc.alg)
 		b.Run(tc.name, func(b *testing.B) {
-			var sdk, adapter time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				if _, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(ref), Message: a.Digest([]byte(input)),
-					MessageType: types.MessageTypeDigest, SigningAlgorithm: tc.signing}); err != nil {
-					b.Fatal(err)
+			lifecycletest.Bench(b, newProvider(b, c, tc.opts), tc.alg, func(_ testing.TB, ref string) func(context.Context, []byte) error {
+				return func(ctx context.Context, digest []byte) error {
+					_, err := c.Sign(ctx, &kms.SignInput{KeyId: aws.String(ref), Message: digest,
+						MessageType: types.MessageTypeDigest, SigningAlgorithm: tc.signing})
+					return err
 				}
-				t1 := time.Now()
-				if _, err := s.Sign(ctx, []byte(input)); err != nil {
-					b.Fatal(err)
-				}
-				sdk += t1.Sub(t0)
-				adapter += time.Since(t1)
-			}
-			b.ReportMetric(float64(sdk.Nanoseconds())/float64(b.N), "sdk-ns/sig")
-			b.ReportMetric(float64(adapter.Nanoseconds())/float64(b.N), "adapter-ns/sig")
-			b.ReportMetric(100*(float64(adapter)-float64(sdk))/float64(sdk), "overhead-%")
+			})
 		})
 	}
 }
@@ -107,39 +87,4 @@ type replay struct {
 
 func (r replay) Sign(context.Context, *kms.SignInput, ...func(*kms.Options)) (*kms.SignOutput, error) {
 	return r.out, nil
-}
-
-// BenchmarkSignConcurrent measures throughput with 1, 8 and 32 goroutines
-// signing through one ES256 Signer.
-func BenchmarkSignConcurrent(b *testing.B) {
-	c := localKMS(b)
-	ctx := testCtx(b)
-	s, _, err := newProvider(b, c, nil).Generate(ctx, "kid-bench-concurrent", "ES256")
-	if err != nil {
-		b.Fatalf("Generate: %v", err)
-	}
-	for _, n := range []int{1, 8, 32} {
-		b.Run(fmt.Sprintf("signers=%d", n), func(b *testing.B) {
-			var next atomic.Int64
-			var failed atomic.Value
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			for range n {
-				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						if _, err := s.Sign(ctx, []byte(input)); err != nil {
-							failed.CompareAndSwap(nil, err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			if err, _ := failed.Load().(error); err != nil {
-				b.Fatalf("Sign: %v", err)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sig/s")
-		})
-	}
 }

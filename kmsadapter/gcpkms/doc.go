@@ -31,11 +31,15 @@
 // plaintext_crc32c; requests carry digest_crc32c, plaintext_crc32c,
 // ciphertext_crc32c and additional_authenticated_data_crc32c. Beyond the
 // checksums, which only cover transport, every signature is verified with
-// the cached public key before it is returned (tens of microseconds
-// against a round trip of milliseconds), so a faulty backend never yields
-// a token that does not verify. Open binds a reference to its kid: the
-// CryptoKey id must be CryptoKeyID(kid). String and GoString show kid,
-// algorithm and resource names only.
+// the cached public key before it is returned, so a faulty backend never
+// yields a token that does not verify. That check costs 70 to 90 µs per
+// ES256 signature on a 2-core server: little against a Cloud KMS round
+// trip of milliseconds, but more than 5% of a round trip under about
+// 1.5 ms. Config.UnsafeSkipLocalVerify turns it off for hosts that need
+// the latency more than that defence; the checksums and name checks stay.
+// Open binds a reference to its kid: the CryptoKey id must be
+// CryptoKeyID(kid). String and GoString show kid, algorithm and resource
+// names only.
 //
 // # Concurrency
 //

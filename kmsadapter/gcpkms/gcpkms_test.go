@@ -392,34 +392,62 @@ func TestAsCryptoSigner(t *testing.T) {
 	}
 }
 
+// TestSignIntegrityFaults injects each fault of a signature answer, with
+// the default adapter and with Config.UnsafeSkipLocalVerify: the checksums
+// and the name are checked in both; only the local verification catches a
+// backend that signed another digest, so without it that signature comes
+// back and does not verify.
 func TestSignIntegrityFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault gcpkmsfake.Faults
+		// needsVerify: only the local verification catches this fault.
+		needsVerify bool
 	}{
-		{"wrong name", gcpkmsfake.Faults{WrongName: true}},
-		{"signature_crc32c corrupted", gcpkmsfake.Faults{CorruptResponseCRC: true}},
-		{"signature bytes flipped in transit", gcpkmsfake.Faults{CorruptPayload: true}},
-		{"verified_digest_crc32c false", gcpkmsfake.Faults{UnverifiedDigest: true}},
-		{"backend signed another digest", gcpkmsfake.Faults{BadSignature: true}},
+		{name: "wrong name", fault: gcpkmsfake.Faults{WrongName: true}},
+		{name: "signature_crc32c corrupted", fault: gcpkmsfake.Faults{CorruptResponseCRC: true}},
+		{name: "signature bytes flipped in transit", fault: gcpkmsfake.Faults{CorruptPayload: true}},
+		{name: "verified_digest_crc32c false", fault: gcpkmsfake.Faults{UnverifiedDigest: true}},
+		{name: "backend signed another digest", fault: gcpkmsfake.Faults{BadSignature: true}, needsVerify: true},
 	} {
 		for _, alg := range []string{"ES256", "PS256"} {
-			t.Run(tc.name+"/"+alg, func(t *testing.T) {
-				e := newEnv(t)
-				s, _ := e.generate(t, "k", alg)
-				e.srv.SetFaults(tc.fault)
-				sig, err := s.Sign(ctxT(t), []byte(input))
-				if !errors.Is(err, signer.ErrBackendIntegrity) {
-					t.Fatalf("Sign error = %v, want %v", err, signer.ErrBackendIntegrity)
-				}
-				if sig != nil {
-					t.Errorf("Sign returned a signature with its error")
-				}
-				e.srv.SetFaults(gcpkmsfake.Faults{})
-				if _, err := s.Sign(ctxT(t), []byte(input)); err != nil {
-					t.Fatalf("Sign after the fault cleared: %v", err)
-				}
-			})
+			for _, skip := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/UnsafeSkipLocalVerify=%t", tc.name, alg, skip), func(t *testing.T) {
+					e := newEnv(t)
+					p, err := gcpkms.NewProvider(gcpkms.Config{Client: e.client, KeyRing: ring, UnsafeSkipLocalVerify: skip})
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, _, err := p.Generate(ctxT(t), "k", alg)
+					if err != nil {
+						t.Fatalf("Generate: %v", err)
+					}
+					e.srv.SetFaults(tc.fault)
+					sig, err := s.Sign(ctxT(t), []byte(input))
+					if skip && tc.needsVerify {
+						if err != nil {
+							t.Fatalf("Sign error = %v, want none: nothing left checks the signature", err)
+						}
+						a, _ := jose.Lookup(alg)
+						if a.Verify(s.Public(), []byte(input), sig) == nil {
+							t.Fatal("the fault's signature verifies; want one that does not")
+						}
+					} else {
+						if !errors.Is(err, signer.ErrBackendIntegrity) {
+							t.Fatalf("Sign error = %v, want %v", err, signer.ErrBackendIntegrity)
+						}
+						if sig != nil {
+							t.Errorf("Sign returned a signature with its error")
+						}
+					}
+					e.srv.SetFaults(gcpkmsfake.Faults{})
+					sig, err = s.Sign(ctxT(t), []byte(input))
+					if err != nil {
+						t.Fatalf("Sign after the fault cleared: %v", err)
+					}
+					verifyDirect(t, alg, s.Public(), []byte(input), sig)
+				})
+			}
 		}
 	}
 }

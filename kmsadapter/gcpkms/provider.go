@@ -32,14 +32,26 @@ type Config struct {
 	// ProtectionLevel of new keys: kmspb.ProtectionLevel_HSM (the default,
 	// chosen by the zero value) or kmspb.ProtectionLevel_SOFTWARE.
 	ProtectionLevel kmspb.ProtectionLevel
+	// UnsafeSkipLocalVerify turns off the check of every signature against
+	// the cached public key before it is returned. The checksums and the
+	// resource name are still checked, so corruption in transit is still
+	// caught; what is lost is the defence against a backend that signs the
+	// wrong digest or with the wrong key: such a signature would reach a
+	// token that no verifier accepts, or one that verifies under another
+	// key. The check costs 70 to 90 µs per ES256 signature on a 2-core
+	// server (about 30 µs for RS256 and PS256), which is more than 5% of a
+	// low-latency round trip. Leave it false unless the latency matters
+	// more than that defence.
+	UnsafeSkipLocalVerify bool
 }
 
 // Provider creates and opens signing keys in Cloud KMS. It implements
 // signer.Provider.
 type Provider struct {
-	client  Client
-	keyRing string
-	level   kmspb.ProtectionLevel
+	client     Client
+	keyRing    string
+	level      kmspb.ProtectionLevel
+	skipVerify bool
 }
 
 var _ signer.Provider = (*Provider)(nil)
@@ -60,7 +72,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 	default:
 		return nil, fmt.Errorf("%w: protection level %v", ErrConfig, level)
 	}
-	return &Provider{client: cfg.Client, keyRing: cfg.KeyRing, level: level}, nil
+	return &Provider{client: cfg.Client, keyRing: cfg.KeyRing, level: level, skipVerify: cfg.UnsafeSkipLocalVerify}, nil
 }
 
 // generateAlgs are the algorithms Generate creates keys for.
@@ -169,7 +181,7 @@ func (p *Provider) Generate(ctx context.Context, kid, alg string) (signer.Signer
 	if err := p.waitEnabled(ctx, ref, kalg); err != nil {
 		return nil, "", err
 	}
-	s, err := open(ctx, p.client, kid, ref)
+	s, err := p.open(ctx, kid, ref)
 	if err != nil {
 		return nil, "", err
 	}
@@ -222,10 +234,10 @@ func (p *Provider) waitEnabled(ctx context.Context, ref string, alg kmspb.Crypto
 // another kid in the key store is refused with signer.ErrBadReference. Open
 // makes one call, GetPublicKey, whose answer is checked and cached.
 func (p *Provider) Open(ctx context.Context, kid, ref string) (signer.Signer, error) {
-	return open(ctx, p.client, kid, ref)
+	return p.open(ctx, kid, ref)
 }
 
-func open(ctx context.Context, client Client, kid, ref string) (*kmsSigner, error) {
+func (p *Provider) open(ctx context.Context, kid, ref string) (*kmsSigner, error) {
 	if kid == "" {
 		return nil, fmt.Errorf("%w: empty kid", signer.ErrBadReference)
 	}
@@ -235,7 +247,7 @@ func open(ctx context.Context, client Client, kid, ref string) (*kmsSigner, erro
 	if got := strings.Split(ref, "/")[7]; got != CryptoKeyID(kid) {
 		return nil, fmt.Errorf("%w: reference is key %q, kid %q is key %q", signer.ErrBadReference, got, kid, CryptoKeyID(kid))
 	}
-	pk, err := client.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: ref, PublicKeyFormat: kmspb.PublicKey_PEM})
+	pk, err := p.client.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: ref, PublicKeyFormat: kmspb.PublicKey_PEM})
 	if err != nil {
 		return nil, backendErr(ctx, "get public key", err)
 	}
@@ -257,7 +269,7 @@ func open(ctx context.Context, client Client, kid, ref string) (*kmsSigner, erro
 	if err := alg.CheckKey(pub); err != nil {
 		return nil, fmt.Errorf("%w: public key does not match %v: %w", signer.ErrBackendIntegrity, pk.GetAlgorithm(), err)
 	}
-	return &kmsSigner{client: client, kid: kid, ref: ref, alg: alg, pub: pub}, nil
+	return &kmsSigner{client: p.client, kid: kid, ref: ref, alg: alg, pub: pub, skipVerify: p.skipVerify}, nil
 }
 
 func parsePEM(s string) (crypto.PublicKey, error) {
