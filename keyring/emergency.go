@@ -47,7 +47,8 @@ var revokeAll = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 // recorded when a JTILister is configured); and calls the incident hooks.
 // It returns the new Active key (zero if the compromised key was not
 // Active). If a step fails the freeze still holds: issuance stops rather
-// than use the compromised key. Needs the security-officer role.
+// than use the compromised key; if only the fresh key cannot be created,
+// the revocation and the hooks still run. Needs the security-officer role.
 func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident) (Key, error) {
 	p, err := r.principalFor(ctx, ActionEmergency, "", kid)
 	if err != nil {
@@ -91,18 +92,19 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 		return Key{}, err
 	}
 
+	// A failure to create the fresh key stops issuance (the set has no
+	// Active key) but not the revocation and the hooks.
 	var fresh Key
+	var freshErr error
 	if wasActive {
-		fresh, err = r.createLocked(ctx, p, k.Set, Active, inc.ID, nil)
-		if err != nil {
-			return Key{}, fmt.Errorf("keyring: emergency rotation of %s: no new key, issuance stopped: %w", kid, err)
+		if fresh, err = r.createLocked(ctx, p, k.Set, Active, inc.ID, nil); err != nil {
+			freshErr = fmt.Errorf("keyring: emergency rotation of %s: no new key, issuance stopped: %w", kid, err)
 		}
 	}
-
 	if err := r.revokeCompromised(ctx, p, k, inc); err != nil {
-		return fresh, err
+		return fresh, errors.Join(freshErr, err)
 	}
-	return fresh, r.runHooks(ctx, p, inc, k)
+	return fresh, errors.Join(freshErr, r.runHooks(ctx, p, inc, k))
 }
 
 // freeze stops every signature with kid in this process, including by a

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
+	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
 )
 
@@ -470,5 +471,43 @@ func TestFreezeRace(t *testing.T) {
 	wg.Wait()
 	if late.Load() != 0 {
 		t.Errorf("%d Sign calls started after EmergencyRotate returned and succeeded", late.Load())
+	}
+}
+
+// TestEmergencyRotateBackendDown: when no fresh key can be created, the
+// emergency rotation fails closed: the compromised key is frozen and
+// revoked all the same, and issuance stops with a clear error instead of
+// using it.
+func TestEmergencyRotateBackendDown(t *testing.T) {
+	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &switchProvider{Provider: local}
+	e := newEnv(t, func(c *keyring.Config) { c.Providers = map[string]signer.Provider{"local": prov} })
+	old := e.bootstrap(t)
+	held, err := e.ring.Signer(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov.fail = true
+	_, err = e.ring.EmergencyRotate(ctx(t, dave), old.KID, keyring.Incident{ID: "INC-down"})
+	if !errors.Is(err, keyring.ErrBackend) {
+		t.Fatalf("EmergencyRotate with the backend down = %v, want ErrBackend", err)
+	}
+	if _, err := e.ring.Signer(context.Background(), set); !errors.Is(err, keyring.ErrNoActiveKey) {
+		t.Errorf("Signer after a failed emergency rotation = %v, want ErrNoActiveKey", err)
+	}
+	if _, err := held.Sign(context.Background(), []byte("x")); !errors.Is(err, keyring.ErrFrozen) {
+		t.Errorf("Sign with a signer held from before = %v, want ErrFrozen", err)
+	}
+	if k := e.key(t, old.KID); k.State != keyring.Compromised {
+		t.Errorf("compromised key is %v, want compromised", k.State)
+	}
+	if revoked, _ := e.revs.Revoked(context.Background(), old.KID, "any", t0); !revoked {
+		t.Errorf("compromised kid not revoked when the fresh key could not be created")
+	}
+	if _, err := e.ring.VerificationKey(context.Background(), old.KID); !errors.Is(err, verifier.ErrKeyCompromised) {
+		t.Errorf("VerificationKey(compromised) = %v, want ErrKeyCompromised", err)
 	}
 }
