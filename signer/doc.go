@@ -12,7 +12,9 @@
 // key-encryption key, with the kid and algorithm bound as additional data:
 // a reference moved to another kid does not open. The KMS and HSM
 // providers of kmsadapter keep the key in its backend and send it only
-// digests. Callers never choose alg or kid: the Issuer takes both from the
+// digests; they share NewRemoteSigner, which checks every signature a
+// backend returns (form, range, and by default the signature itself:
+// skipping that check is named UnsafeVerifyNone). Callers never choose alg or kid: the Issuer takes both from the
 // Active key, so rotation never touches caller code.
 //
 // # Concurrency

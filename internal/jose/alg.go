@@ -1,6 +1,7 @@
 package jose
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -25,6 +26,7 @@ type Alg struct {
 	Curve elliptic.Curve
 	Size  int // ECDSA: the byte length of r and of s
 	Kind  KeyKind
+	order []byte // ECDSA: the curve order n, big-endian in Size bytes
 }
 
 // KeyKind is the type of key an algorithm works with.
@@ -39,9 +41,9 @@ const (
 )
 
 var algs = map[string]*Alg{
-	"ES256": {Name: "ES256", Hash: crypto.SHA256, Curve: elliptic.P256(), Size: 32, Kind: KindEC},
-	"ES384": {Name: "ES384", Hash: crypto.SHA384, Curve: elliptic.P384(), Size: 48, Kind: KindEC},
-	"ES512": {Name: "ES512", Hash: crypto.SHA512, Curve: elliptic.P521(), Size: 66, Kind: KindEC},
+	"ES256": {Name: "ES256", Hash: crypto.SHA256, Curve: elliptic.P256(), Size: 32, Kind: KindEC, order: orderOf(elliptic.P256(), 32)},
+	"ES384": {Name: "ES384", Hash: crypto.SHA384, Curve: elliptic.P384(), Size: 48, Kind: KindEC, order: orderOf(elliptic.P384(), 48)},
+	"ES512": {Name: "ES512", Hash: crypto.SHA512, Curve: elliptic.P521(), Size: 66, Kind: KindEC, order: orderOf(elliptic.P521(), 66)},
 	"RS256": {Name: "RS256", Hash: crypto.SHA256, Kind: KindRSAPKCS1},
 	"RS384": {Name: "RS384", Hash: crypto.SHA384, Kind: KindRSAPKCS1},
 	"RS512": {Name: "RS512", Hash: crypto.SHA512, Kind: KindRSAPKCS1},
@@ -49,6 +51,11 @@ var algs = map[string]*Alg{
 	"PS384": {Name: "PS384", Hash: crypto.SHA384, Kind: KindRSAPSS},
 	"PS512": {Name: "PS512", Hash: crypto.SHA512, Kind: KindRSAPSS},
 	"EdDSA": {Name: "EdDSA", Kind: KindEd25519},
+}
+
+// orderOf returns the order of c, big-endian in size bytes.
+func orderOf(c elliptic.Curve, size int) []byte {
+	return c.Params().N.FillBytes(make([]byte, size))
 }
 
 // Lookup returns the algorithm named name (case-sensitive, as RFC 7515 says).
@@ -142,7 +149,37 @@ func (a *Alg) Verify(pub crypto.PublicKey, signingInput, sig []byte) error {
 	if err := a.CheckKey(pub); err != nil {
 		return err
 	}
+	if a.Kind == KindEd25519 {
+		if len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig) {
+			return ErrBadSignature
+		}
+		return nil
+	}
 	var buf [sha512.Size]byte
+	return a.verifyDigest(pub, a.digest(&buf, signingInput), sig)
+}
+
+// VerifyDigest checks a JWS signature (r||s for ECDSA) over a digest
+// computed with the algorithm's hash: RSASSA-PKCS1-v1_5, RSASSA-PSS with a
+// salt as long as the hash (RFC 7518 §3.5), or ECDSA. EdDSA has no digest
+// form and is refused with ErrUnsupportedAlg; a key of the wrong kind gives
+// ErrKeyMismatch; a digest of the wrong length or a signature that does not
+// verify gives ErrBadSignature. Only a nil error means the signature is good.
+func (a *Alg) VerifyDigest(pub crypto.PublicKey, digest, sig []byte) error {
+	if a.Hash == 0 {
+		return fmt.Errorf("%w: %s signs the message, not a digest", ErrUnsupportedAlg, a.Name)
+	}
+	if err := a.CheckKey(pub); err != nil {
+		return err
+	}
+	if len(digest) != a.Hash.Size() {
+		return fmt.Errorf("%w: %d-byte digest, %s needs %d", ErrBadSignature, len(digest), a.Name, a.Hash.Size())
+	}
+	return a.verifyDigest(pub, digest, sig)
+}
+
+// verifyDigest checks sig over digest with pub, which CheckKey accepted.
+func (a *Alg) verifyDigest(pub crypto.PublicKey, digest, sig []byte) error {
 	ok := false
 	switch a.Kind {
 	case KindEC:
@@ -150,14 +187,12 @@ func (a *Alg) Verify(pub crypto.PublicKey, signingInput, sig []byte) error {
 			return ErrBadSignature
 		}
 		var der [maxECDSADER]byte
-		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), a.digest(&buf, signingInput), appendECDSADER(der[:0], sig[:a.Size], sig[a.Size:]))
+		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest, appendECDSADER(der[:0], sig[:a.Size], sig[a.Size:]))
 	case KindRSAPKCS1:
-		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.Hash, a.digest(&buf, signingInput), sig) == nil
+		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.Hash, digest, sig) == nil
 	case KindRSAPSS:
-		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), a.Hash, a.digest(&buf, signingInput), sig,
+		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), a.Hash, digest, sig,
 			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: a.Hash}) == nil
-	case KindEd25519:
-		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(pub.(ed25519.PublicKey), signingInput, sig)
 	}
 	if !ok {
 		return ErrBadSignature
@@ -212,8 +247,8 @@ func appendDERInt(dst, b []byte) []byte {
 
 // ToP1363 converts an ASN.1 DER ECDSA signature, the form that
 // crypto.Signer, KMS and PKCS#11 libraries return, to the JWS form r||s.
-// It accepts only strict DER: minimal lengths and integers, r and s
-// positive and no longer than the curve order.
+// It accepts only strict DER: minimal lengths and integers, r and s in
+// [1, n-1] for the curve order n.
 func (a *Alg) ToP1363(sig []byte) ([]byte, error) {
 	var seq, r, s cryptobyte.String
 	in := cryptobyte.String(sig)
@@ -222,7 +257,8 @@ func (a *Alg) ToP1363(sig []byte) ([]byte, error) {
 		return nil, fmt.Errorf("jose: malformed ECDSA signature from signer")
 	}
 	out := make([]byte, 2*a.Size)
-	if !putDERInt(out[:a.Size], r) || !putDERInt(out[a.Size:], s) {
+	if !putDERInt(out[:a.Size], r) || !putDERInt(out[a.Size:], s) ||
+		bytes.Compare(out[:a.Size], a.order) >= 0 || bytes.Compare(out[a.Size:], a.order) >= 0 {
 		return nil, fmt.Errorf("jose: ECDSA signature out of range for %s", a.Name)
 	}
 	return out, nil

@@ -220,7 +220,7 @@ func (p *Provider) listTags(ctx context.Context, arn string) (map[string]string,
 }
 
 // open fetches and checks the public key of arn and builds the Signer.
-func (p *Provider) open(ctx context.Context, kid, alg string, spec algSpec, arn string) (*kmsSigner, error) {
+func (p *Provider) open(ctx context.Context, kid, alg string, spec algSpec, arn string) (signer.Signer, error) {
 	out, err := p.client.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(arn)})
 	if err != nil {
 		return nil, mapError(ctx, p.client, "get public key", arn, err)
@@ -240,15 +240,7 @@ func (p *Provider) open(ctx context.Context, kid, alg string, spec algSpec, arn 
 	if err := a.CheckKey(pub); err != nil {
 		return nil, integrityError("get public key", arn, fmt.Sprintf("public key does not match spec %s: %v", out.KeySpec, err))
 	}
-	return &kmsSigner{
-		client:      p.client,
-		kid:         kid,
-		arn:         arn,
-		alg:         a,
-		spec:        spec,
-		pub:         pub,
-		verifyECDSA: p.verifyECDSA,
-	}, nil
+	return newSigner(p.client, kid, arn, alg, spec, pub, p.verifyECDSA)
 }
 
 func lookup(alg string) (algSpec, error) {

@@ -185,8 +185,8 @@ func (p *Provider) Generate(ctx context.Context, kid, alg string) (signer.Signer
 	if err != nil {
 		return nil, "", err
 	}
-	if s.alg.Name != alg {
-		return nil, "", fmt.Errorf("%w: created key signs %s, want %s", signer.ErrBackendIntegrity, s.alg.Name, alg)
+	if s.Algorithm() != alg {
+		return nil, "", fmt.Errorf("%w: created key signs %s, want %s", signer.ErrBackendIntegrity, s.Algorithm(), alg)
 	}
 	return s, ref, nil
 }
@@ -237,7 +237,7 @@ func (p *Provider) Open(ctx context.Context, kid, ref string) (signer.Signer, er
 	return p.open(ctx, kid, ref)
 }
 
-func (p *Provider) open(ctx context.Context, kid, ref string) (*kmsSigner, error) {
+func (p *Provider) open(ctx context.Context, kid, ref string) (signer.Signer, error) {
 	if kid == "" {
 		return nil, fmt.Errorf("%w: empty kid", signer.ErrBadReference)
 	}
@@ -269,7 +269,7 @@ func (p *Provider) open(ctx context.Context, kid, ref string) (*kmsSigner, error
 	if err := alg.CheckKey(pub); err != nil {
 		return nil, fmt.Errorf("%w: public key does not match %v: %w", signer.ErrBackendIntegrity, pk.GetAlgorithm(), err)
 	}
-	return &kmsSigner{client: p.client, kid: kid, ref: ref, alg: alg, pub: pub, skipVerify: p.skipVerify}, nil
+	return newSigner(p.client, kid, ref, alg, pub, p.skipVerify)
 }
 
 func parsePEM(s string) (crypto.PublicKey, error) {

@@ -259,10 +259,10 @@ func supported(alg string) (*jose.Alg, error) {
 // newSigner checks that the token's public key suits the algorithm and
 // caches it. A mismatch is reported with sentinel: the backend's fault after
 // Generate, the reference's after Open.
-func (p *Provider) newSigner(kid string, a *jose.Alg, ref string, key crypto11.Signer, sentinel error) (*Signer, error) {
+func (p *Provider) newSigner(kid string, a *jose.Alg, ref string, key crypto11.Signer, sentinel error) (signer.Signer, error) {
 	pub := key.Public()
 	if err := a.CheckKey(pub); err != nil {
 		return nil, fmt.Errorf("%w: token key %s does not suit %s: %w", sentinel, kid, a.Name, err)
 	}
-	return &Signer{kid: kid, alg: a, ref: ref, key: key, pub: pub, verifyEC: p.opts.VerifyECDSA}, nil
+	return newTokenSigner(kid, a, ref, key, pub, p.opts.VerifyECDSA)
 }
