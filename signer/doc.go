@@ -14,8 +14,9 @@
 // providers of kmsadapter keep the key in its backend and send it only
 // digests; they share NewRemoteSigner, which checks every signature a
 // backend returns (form, range, and by default the signature itself:
-// skipping that check is named UnsafeVerifyNone). Callers never choose alg or kid: the Issuer takes both from the
-// Active key, so rotation never touches caller code.
+// skipping that check is named UnsafeVerifyNone). Callers never choose alg
+// or kid: the Issuer takes both from the Active key, so rotation never
+// touches caller code.
 //
 // # Concurrency
 //
