@@ -70,19 +70,9 @@ func (r *Keyring) newDEK(ctx context.Context, k Key) (string, error) {
 // again). The result carries the key's kid in its header. It needs no
 // principal: like signing, it is Core's everyday work.
 func (r *Keyring) Encrypt(ctx context.Context, set string, plaintext, aad []byte) ([]byte, error) {
-	p, ok := r.sets[set]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownSet, set)
-	}
-	if p.Purpose != Encryption {
-		return nil, fmt.Errorf("%w: set %q holds %v keys", ErrWrongPurpose, set, p.Purpose)
-	}
-	k := r.snap.Load().active[set]
-	if k == nil {
-		return nil, fmt.Errorf("%w: set %q", ErrNoActiveKey, set)
-	}
-	if r.strictOver && !r.now().Before(k.RotateBy) {
-		return nil, fmt.Errorf("%w: %s was due for rotation on %s", ErrOverdue, k.KID, k.RotateBy.UTC().Format(time.RFC3339))
+	k, err := r.activeKey(set, Encryption)
+	if err != nil {
+		return nil, err
 	}
 	aead, err := r.dataKey(ctx, k)
 	if err != nil {

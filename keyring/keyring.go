@@ -366,11 +366,21 @@ func (r *Keyring) revokeKID(ctx context.Context, kid string, issuedBefore time.T
 // administration. The signer refuses to sign once its key is frozen by an
 // emergency rotation or stops being Active.
 func (r *Keyring) Signer(ctx context.Context, set string) (signer.Signer, error) {
+	k, err := r.activeKey(set, Signing)
+	if err != nil {
+		return nil, err
+	}
+	return r.openSigner(ctx, *k)
+}
+
+// activeKey returns the Active key of a set of the given purpose, refusing
+// an overdue one in strict mode.
+func (r *Keyring) activeKey(set string, purpose Purpose) (*Key, error) {
 	p, ok := r.sets[set]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownSet, set)
 	}
-	if p.Purpose != Signing {
+	if p.Purpose != purpose {
 		return nil, fmt.Errorf("%w: set %q holds %v keys", ErrWrongPurpose, set, p.Purpose)
 	}
 	k := r.snap.Load().active[set]
@@ -380,7 +390,7 @@ func (r *Keyring) Signer(ctx context.Context, set string) (signer.Signer, error)
 	if r.strictOver && !r.now().Before(k.RotateBy) {
 		return nil, fmt.Errorf("%w: %s was due for rotation on %s", ErrOverdue, k.KID, k.RotateBy.UTC().Format(time.RFC3339))
 	}
-	return r.openSigner(ctx, *k)
+	return k, nil
 }
 
 func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error) {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -71,7 +71,7 @@ func fixedKEK() []byte {
 
 // openRing opens the store at path under a keyring whose clock starts
 // after every recorded time.
-func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.Store, *stepClock, error) {
+func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.Store, *keyringtest.Clock, error) {
 	st, err := filestore.Open(path)
 	if err != nil {
 		return nil, nil, nil, err
@@ -89,7 +89,7 @@ func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.St
 			}
 		}
 	}
-	clock := &stepClock{now: start.Add(time.Hour)}
+	clock := keyringtest.NewClock(start.Add(time.Hour))
 	w, err := signer.NewAESWrapper(fixedKEK())
 	if err != nil {
 		st.Close()
@@ -113,23 +113,6 @@ func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.St
 		return nil, nil, nil, err
 	}
 	return ring, st, clock, nil
-}
-
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
 }
 
 // crashChild rotates the set until the store holds target keys, picking up

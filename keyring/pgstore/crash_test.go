@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/keyring/pgstore"
 	"github.com/tokenkms/tokenkms/signer"
 )
@@ -42,30 +42,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// crashClock is a replica's clock: it starts after every time recorded in
-// the store and moves only when told, so that pre-publication delays pass
-// at once.
-type crashClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *crashClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *crashClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // crashRing builds a replica's keyring over the store: local keys under a
 // fixed key-encryption key (so every process can open every key), the
 // store as audit sink and revocation list.
-func crashRing(ctx context.Context, st *pgstore.Store) (*keyring.Keyring, *crashClock, error) {
+func crashRing(ctx context.Context, st *pgstore.Store) (*keyring.Keyring, *keyringtest.Clock, error) {
 	keys, err := st.List(ctx, keyring.Filter{})
 	if err != nil {
 		return nil, nil, err
@@ -78,7 +58,7 @@ func crashRing(ctx context.Context, st *pgstore.Store) (*keyring.Keyring, *crash
 			}
 		}
 	}
-	clock := &crashClock{now: start.Add(time.Hour)}
+	clock := keyringtest.NewClock(start.Add(time.Hour))
 	kek := sha256.Sum256([]byte("pgstore crash test kek"))
 	w, err := signer.NewAESWrapper(kek[:])
 	if err != nil {
