@@ -157,3 +157,7 @@ func (r *recordingTB) Fatal(args ...any) {
 	r.record(fmt.Sprint(args...))
 	runtime.Goexit()
 }
+
+func TestDataKeysLocal(t *testing.T) {
+	lifecycletest.DataKeys(t, signer.NewEphemeralWrapper())
+}
