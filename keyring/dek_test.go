@@ -556,3 +556,51 @@ func BenchmarkDecrypt(b *testing.B) {
 		})
 	}
 }
+
+// TestDEKScheduledRotation: a data-key set under a standing schedule
+// approval rotates on its own within the 180-day limit over two simulated
+// years, and every ciphertext stays readable while its key is in grace.
+func TestDEKScheduledRotation(t *testing.T) {
+	e, _ := newDEKEnv(t)
+	e.bootstrapSet(t, dataSet)
+	if err := e.ring.ApproveSchedule(ctx(t, bob), dataSet); err != nil {
+		t.Fatal(err)
+	}
+	type sealed struct {
+		c  []byte
+		at time.Time
+	}
+	var kept []sealed
+	for day := 0; day < 730; day++ {
+		e.clock.Advance(keyring.Day)
+		if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
+			t.Fatalf("day %d: Tick: %v", day, err)
+		}
+		if day%7 == 0 {
+			kept = append(kept, sealed{mustEncrypt(t, e.ring, []byte("row"), nil), e.clock.Now()})
+		}
+		// A ciphertext made within the last rotation period is readable.
+		for _, s := range kept {
+			if e.clock.Now().Sub(s.at) > dataPolicy.Grace {
+				continue
+			}
+			if _, err := e.ring.Decrypt(context.Background(), s.c, nil); err != nil {
+				t.Fatalf("day %d: ciphertext of %v unreadable: %v", day, s.at, err)
+			}
+		}
+	}
+	keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{Set: dataSet})
+	if len(keys) < 5 {
+		t.Errorf("%d data keys over two years, want at least 5 (one per < 180 days)", len(keys))
+	}
+	for _, k := range keys {
+		if !k.RetiringAt.IsZero() && k.RetiringAt.Sub(k.CreatedAt) > keyring.MaxEncryptionRotation {
+			t.Errorf("data key %s encrypted for %v, over 180 days", k.KID, k.RetiringAt.Sub(k.CreatedAt))
+		}
+	}
+	for _, ev := range e.rec.Events() {
+		if ev.Type == audit.KeyOverdue {
+			t.Errorf("overdue event: %+v", ev)
+		}
+	}
+}
