@@ -99,7 +99,7 @@ type Key struct {
 	Incident      string // incident id of a compromise
 
 	Backend    string // provider name, e.g. "local", "awskms"
-	BackendRef string // opaque to the keyring: the provider's reference
+	BackendRef string `json:"-"` // opaque to the keyring: the provider's reference; never in JSON
 
 	Public crypto.PublicKey // signing keys: the public key
 

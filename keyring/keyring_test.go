@@ -2,7 +2,9 @@ package keyring_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -509,5 +511,24 @@ func TestEmergencyRotateBackendDown(t *testing.T) {
 	}
 	if _, err := e.ring.VerificationKey(context.Background(), old.KID); !errors.Is(err, verifier.ErrKeyCompromised) {
 		t.Errorf("VerificationKey(compromised) = %v, want ErrKeyCompromised", err)
+	}
+}
+
+// TestKeyNeverShowsReference: the backend reference (for local keys, the
+// wrapped private key) appears in no format of a Key record.
+func TestKeyNeverShowsReference(t *testing.T) {
+	e := newEnv(t)
+	k := e.bootstrap(t)
+	if k.BackendRef == "" {
+		t.Fatal("key has no backend reference")
+	}
+	js, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(js), fmt.Sprint(k), fmt.Sprintf("%+v", k), fmt.Sprintf("%#v", k), fmt.Sprintf("%v", &k)} {
+		if strings.Contains(out, k.BackendRef) || !strings.Contains(out, k.KID) {
+			t.Errorf("Key printed as %.80q... shows its reference or hides its kid", out)
+		}
 	}
 }

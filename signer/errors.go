@@ -28,6 +28,8 @@ var (
 	// ErrKeyNotActive: the key stopped being its set's Active key (it was
 	// rotated) while the caller held its Signer; ask for the Signer again.
 	ErrKeyNotActive = errors.New("signer: key no longer active")
+	// ErrDigestSize: a digest whose length is not the algorithm's hash size.
+	ErrDigestSize = errors.New("signer: digest has the wrong length")
 	// ErrConfig: an IssuerConfig or provider configuration is refused.
 	ErrConfig = errors.New("signer: invalid configuration")
 	// ErrClaims: the claims given to the Issuer are refused.

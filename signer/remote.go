@@ -67,8 +67,8 @@ type RemoteKey struct {
 	// Verify says which signatures are verified with Public before they
 	// are returned; VerifyAll when zero.
 	Verify VerifyPolicy
-	// DigestSizeErr is the sentinel that the error for a digest of the
-	// wrong length wraps, so that each backend keeps its own
+	// DigestSizeErr, when set, is a backend's own sentinel that the error
+	// for a digest of the wrong length wraps besides ErrDigestSize
 	// (awskms.ErrDigestSize, pkcs11.ErrInvalidArgument).
 	DigestSizeErr error
 }
@@ -97,8 +97,6 @@ func NewRemoteSigner(k RemoteKey) (Signer, error) {
 		return nil, fmt.Errorf("%w: remote key %s: no Public key", ErrConfig, k.KID)
 	case k.SignDigest == nil:
 		return nil, fmt.Errorf("%w: remote key %s: no SignDigest function", ErrConfig, k.KID)
-	case k.DigestSizeErr == nil:
-		return nil, fmt.Errorf("%w: remote key %s: no DigestSizeErr", ErrConfig, k.KID)
 	case k.Verify < VerifyAll || k.Verify > UnsafeVerifyNone:
 		return nil, fmt.Errorf("%w: remote key %s: unknown %v", ErrConfig, k.KID, k.Verify)
 	}
@@ -154,7 +152,11 @@ func (s *remoteSigner) Sign(ctx context.Context, signingInput []byte) ([]byte, e
 // hash, and returns the checked JWS signature (r||s for ECDSA).
 func (s *remoteSigner) SignDigest(ctx context.Context, digest []byte) ([]byte, error) {
 	if len(digest) != s.alg.Hash.Size() {
-		return nil, fmt.Errorf("%w: %d-byte digest, %s needs %d", s.key.DigestSizeErr, len(digest), s.alg.Name, s.alg.Hash.Size())
+		err := fmt.Errorf("%w: %d-byte digest, %s needs %d", ErrDigestSize, len(digest), s.alg.Name, s.alg.Hash.Size())
+		if s.key.DigestSizeErr != nil {
+			err = fmt.Errorf("%w: %w", s.key.DigestSizeErr, err)
+		}
+		return nil, err
 	}
 	raw, err := s.key.SignDigest(ctx, digest)
 	if err != nil {

@@ -267,8 +267,8 @@ func TestRemoteSignerDigestSize(t *testing.T) {
 			key, _ := keyFor(t, tc.alg)
 			s, b := newRemote(t, tc.alg, key, signer.VerifyAll)
 			_, err := s.(signer.DigestSigner).SignDigest(context.Background(), make([]byte, tc.n))
-			if !errors.Is(err, errTestDigestSize) {
-				t.Errorf("SignDigest(%d bytes) = %v, want %v", tc.n, err, errTestDigestSize)
+			if !errors.Is(err, errTestDigestSize) || !errors.Is(err, signer.ErrDigestSize) {
+				t.Errorf("SignDigest(%d bytes) = %v, want %v and %v", tc.n, err, errTestDigestSize, signer.ErrDigestSize)
 			}
 			if got := b.calls.Load(); got != 0 {
 				t.Errorf("backend called %d times, want 0", got)
@@ -316,7 +316,6 @@ func TestNewRemoteSignerRefuses(t *testing.T) {
 		{"empty Ref", func(k *signer.RemoteKey) { k.Ref = "" }, signer.ErrConfig},
 		{"no Public", func(k *signer.RemoteKey) { k.Public = nil }, signer.ErrConfig},
 		{"no SignDigest", func(k *signer.RemoteKey) { k.SignDigest = nil }, signer.ErrConfig},
-		{"no DigestSizeErr", func(k *signer.RemoteKey) { k.DigestSizeErr = nil }, signer.ErrConfig},
 		{"unknown policy", func(k *signer.RemoteKey) { k.Verify = 7 }, signer.ErrConfig},
 		{"negative policy", func(k *signer.RemoteKey) { k.Verify = -1 }, signer.ErrConfig},
 		{"unknown algorithm", func(k *signer.RemoteKey) { k.Algorithm = "HS256" }, signer.ErrUnsupportedAlgorithm},
