@@ -28,9 +28,18 @@ import (
 const MediaType = "application/jwk-set+json"
 
 // DefaultMaxAge is the Cache-Control max-age the handler sends unless
-// WithMaxAge says otherwise. The keyring's pre-publication delay and grace
-// period must cover it (DESIGN.md, timing rules).
+// WithMaxAge or the KeySource says otherwise. The keyring's
+// pre-publication delay and grace period must cover it (DESIGN.md, timing
+// rules).
 const DefaultMaxAge = 5 * time.Minute
+
+// MaxAger is implemented by a KeySource whose policy fixes the JWKS
+// max-age (*keyring.Keyring: the largest JWKSMaxAge of its signing sets,
+// which their timing rules were checked against). NewHandler uses it
+// unless WithMaxAge is given.
+type MaxAger interface {
+	JWKSMaxAge() time.Duration
+}
 
 // KeySource lists the public keys to publish. *keyring.Keyring implements
 // it with the Pending, Active and Retiring signing keys of its sets.
@@ -81,6 +90,9 @@ type encoded struct {
 // list changes.
 func NewHandler(src KeySource, opts ...Option) http.Handler {
 	h := &handler{src: src, maxAge: DefaultMaxAge}
+	if m, ok := src.(MaxAger); ok {
+		h.maxAge = max(m.JWKSMaxAge(), 0)
+	}
 	for _, o := range opts {
 		o(h)
 	}

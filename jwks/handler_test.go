@@ -357,3 +357,21 @@ func TestHandlerConcurrentRotation(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// policySource is a source whose policy fixes the max-age.
+type policySource struct {
+	source
+	maxAge time.Duration
+}
+
+func (s *policySource) JWKSMaxAge() time.Duration { return s.maxAge }
+
+func TestHandlerMaxAgeFromSource(t *testing.T) {
+	src := &policySource{source: source{keys: fourKeys()}, maxAge: 2 * time.Minute}
+	if got := get(t, jwks.NewHandler(src), http.MethodGet, nil).Header.Get("Cache-Control"); got != "public, max-age=120, must-revalidate" {
+		t.Errorf("Cache-Control from the source's policy: got %q, want max-age=120", got)
+	}
+	if got := get(t, jwks.NewHandler(src, jwks.WithMaxAge(time.Minute)), http.MethodGet, nil).Header.Get("Cache-Control"); got != "public, max-age=60, must-revalidate" {
+		t.Errorf("WithMaxAge over the source's policy: got %q, want max-age=60", got)
+	}
+}

@@ -199,6 +199,19 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 // zero.
 const DefaultTickInterval = time.Minute
 
+// JWKSMaxAge is the largest JWKSMaxAge of the signing sets: the
+// Cache-Control max-age that jwks.NewHandler sends for this keyring (the
+// pre-publication and grace of every set were checked against their own).
+func (r *Keyring) JWKSMaxAge() time.Duration {
+	var m time.Duration
+	for _, p := range r.sets {
+		if p.Purpose == Signing {
+			m = max(m, p.JWKSMaxAge)
+		}
+	}
+	return m
+}
+
 // AuditSink returns the sink the Keyring emits to (the default in-memory
 // *audit.Recorder when Config.Audit was nil).
 func (r *Keyring) AuditSink() audit.Sink { return r.audit }

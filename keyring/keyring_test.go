@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/jwks"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
@@ -530,5 +533,19 @@ func TestKeyNeverShowsReference(t *testing.T) {
 		if strings.Contains(out, k.BackendRef) || !strings.Contains(out, k.KID) {
 			t.Errorf("Key printed as %.80q... shows its reference or hides its kid", out)
 		}
+	}
+}
+
+// TestJWKSMaxAgeFromPolicy: the JWKS handler sends the max-age the set's
+// timing rules were checked against.
+func TestJWKSMaxAgeFromPolicy(t *testing.T) {
+	e := newEnv(t, func(c *keyring.Config) {
+		c.Sets = []keyring.SetPolicy{{Name: set, Owner: "o", JWKSMaxAge: 2 * time.Minute}}
+	})
+	e.bootstrap(t)
+	rec := httptest.NewRecorder()
+	jwks.NewHandler(e.ring).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/jwks", nil))
+	if got := rec.Header().Get("Cache-Control"); got != "public, max-age=120, must-revalidate" {
+		t.Errorf("Cache-Control = %q, want max-age=120 from the set's policy", got)
 	}
 }

@@ -127,7 +127,7 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 
 	// The host's existing mux, with tokenkms's handlers added to it.
 	mux := http.NewServeMux()
-	mux.Handle("GET /.well-known/jwks.json", jwks.NewHandler(ring, jwks.WithMaxAge(pol.JWKSMaxAge)))
+	mux.Handle("GET /.well-known/jwks.json", jwks.NewHandler(ring))
 	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil || r.PostForm.Get("sub") == "" {
 			http.Error(w, "sub required", http.StatusBadRequest)

@@ -112,7 +112,7 @@ func run(out io.Writer) error {
 
 	// 3. The JWKS and a protected endpoint, on 127.0.0.1.
 	mux := http.NewServeMux()
-	mux.Handle("GET /.well-known/jwks.json", jwks.NewHandler(ring, jwks.WithMaxAge(pol.JWKSMaxAge)))
+	mux.Handle("GET /.well-known/jwks.json", jwks.NewHandler(ring))
 	mux.Handle("GET /orders", verifier.Middleware(v)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := verifier.ClaimsFromContext(r.Context())
 		fmt.Fprintf(w, "orders of %s", c.Subject)
