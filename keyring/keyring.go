@@ -49,6 +49,12 @@ type Config struct {
 	// ±10% jitter); OnTickError receives Tick's failures (may be nil).
 	TickInterval time.Duration
 	OnTickError  func(error)
+	// TickLease, when set, is asked before each of Run's ticks; Run ticks
+	// only when it returns ok, and calls release after the tick. Replicas
+	// sharing one store pass the same lease (pgstore's TryLead) so that one
+	// of them performs the scheduled transitions; the others pick up the
+	// result on Refresh. A failure to take the lease goes to OnTickError.
+	TickLease func(ctx context.Context) (release func(), ok bool, err error)
 	// OnOverdue is called by Tick for each key past its RotateBy.
 	OnOverdue func(ctx context.Context, k Key)
 	// StrictOverdue refuses to sign with a key past its RotateBy.
@@ -88,6 +94,7 @@ type Keyring struct {
 	onOverdue   func(context.Context, Key)
 	interval    time.Duration
 	onTickErr   func(error)
+	lease       func(context.Context) (func(), bool, error)
 	strictOver  bool
 	wrappers    map[string]signer.KeyWrapper
 	deks        *dekCache
@@ -138,6 +145,7 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		onOverdue:   cfg.OnOverdue,
 		interval:    cfg.TickInterval,
 		onTickErr:   cfg.OnTickError,
+		lease:       cfg.TickLease,
 		strictOver:  cfg.StrictOverdue,
 		signers:     make(map[string]*guardedSigner),
 		frozen:      make(map[string]bool),

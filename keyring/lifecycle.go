@@ -454,7 +454,8 @@ func (r *Keyring) overdue(ctx context.Context, k Key, now time.Time) error {
 }
 
 // Run calls Tick every Config.TickInterval (±10% jitter) until ctx is
-// done, and returns ctx's error. Tick failures go to Config.OnTickError.
+// done, and returns ctx's error; with Config.TickLease, only the ticks for
+// which it holds the lease. Tick failures go to Config.OnTickError.
 func (r *Keyring) Run(ctx context.Context) error {
 	for {
 		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(r.interval))
@@ -465,8 +466,22 @@ func (r *Keyring) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C:
 		}
-		if err := r.Tick(ctx); err != nil && r.onTickErr != nil {
+		if err := r.leasedTick(ctx); err != nil && r.onTickErr != nil {
 			r.onTickErr(err)
 		}
 	}
+}
+
+// leasedTick ticks if this replica holds the tick lease (always, without
+// one).
+func (r *Keyring) leasedTick(ctx context.Context) error {
+	if r.lease == nil {
+		return r.Tick(ctx)
+	}
+	release, ok, err := r.lease(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	defer release()
+	return r.Tick(ctx)
 }

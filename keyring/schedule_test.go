@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,5 +230,61 @@ func TestRunTicks(t *testing.T) {
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+// TestRunTicksOnlyUnderLease: with a TickLease, Run ticks only while it
+// holds the lease, and gives it back after each tick.
+func TestRunTicksOnlyUnderLease(t *testing.T) {
+	var mu sync.Mutex
+	held, granted, released := false, 0, 0
+	grant := false
+	e := newEnv(t, func(c *keyring.Config) {
+		c.TickInterval = time.Millisecond
+		c.TickLease = func(context.Context) (func(), bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !grant || held {
+				return func() {}, false, nil
+			}
+			held = true
+			granted++
+			return func() { mu.Lock(); held = false; released++; mu.Unlock() }, true, nil
+		}
+	})
+	e.bootstrap(t)
+	if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(80 * keyring.Day) // a rotation is due
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.ring.Run(c) }()
+	pending := func() int {
+		keys, err := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set, States: []keyring.State{keyring.Pending}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	time.Sleep(50 * time.Millisecond) // many intervals without the lease
+	if n := pending(); n != 0 {
+		t.Fatalf("%d successors started without the lease, want 0", n)
+	}
+	mu.Lock()
+	grant = true
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); pending() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no rotation within 10 s of granting the lease")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if granted == 0 || released != granted || held {
+		t.Errorf("lease granted %d, released %d, held at the end %v; want every grant released", granted, released, held)
 	}
 }
