@@ -5,8 +5,8 @@
 // grace), retires the old key (its token is then refused), handles a key
 // compromise, and prints the audit trail.
 //
-// The clock is simulated so that pre-publication and grace windows pass in
-// an instant; a real host leaves Config.Now nil (time.Now).
+// The clock is keyringtest's fake clock, so that pre-publication and grace
+// windows pass in an instant; a real host leaves Config.Now nil (time.Now).
 package main
 
 import (
@@ -17,13 +17,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/jwks"
 	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -37,19 +37,6 @@ var (
 	dave  = keyring.Principal{ID: "dave", Roles: []keyring.Role{keyring.RoleSecurityOfficer}}
 )
 
-// simClock is a clock that moves only when told.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *simClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func main() {
 	if err := run(os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
@@ -62,7 +49,7 @@ func run(out io.Writer) error {
 	defer cancel()
 	as := func(p keyring.Principal) context.Context { return keyring.WithPrincipal(ctx, p) }
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	clock := &simClock{now: time.Now().UTC()}
+	clock := keyringtest.NewClock(time.Now().UTC()) // moves only when told
 
 	// 1. The keyring: in-memory store, local keys wrapped under an
 	// ephemeral key-encryption key, an audit recorder, a revocation list.

@@ -1,23 +1,19 @@
 package filestore_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
@@ -237,7 +233,7 @@ func TestCrashDuringRotations(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	seen := make(map[string]int64)
 	target := crashRotations + 1
-	kills, clean, activated := 0, 0, false
+	activated := false
 	var killedAt []int // rotations done when each kill happened
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 8))
 	for round := 1; ; round++ {
@@ -246,57 +242,28 @@ func TestCrashDuringRotations(t *testing.T) {
 		}
 		nkeys := len(seen)
 		childTarget := min(target, nkeys+crashBatch)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envChildPath+"="+path, envChildTarget+"="+strconv.Itoa(childTarget))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start child: %v", err)
-		}
-		lines := bufio.NewReader(out)
-		if line, _ := lines.ReadString('\n'); line != "ready\n" {
-			cmd.Wait()
-			t.Fatalf("child did not start: %q, stderr: %s", line, stderr.String())
-		}
+		child := testenv.StartChild(t, envChildPath+"="+path, envChildTarget+"="+strconv.Itoa(childTarget))
 		// Up to three writes per rotation of the batch: kill after a
 		// random number of them (those the child reaches), then a jitter.
 		steps := rng.IntN(3 * (childTarget - nkeys))
 		for range steps {
-			if line, err := lines.ReadString('\n'); err != nil || line != "step\n" {
+			if line, err := child.Out.ReadString('\n'); err != nil || line != "step\n" {
 				break
 			}
 		}
 		time.Sleep(time.Duration(rng.Int64N(int64(crashJitter))))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill: %v", err)
-		}
-		go io.Copy(io.Discard, lines)
-		err = cmd.Wait()
-		var ee *exec.ExitError
-		killed := false
-		switch {
-		case err == nil:
-			clean++
-		case errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL:
-			kills, killed = kills+1, true
-		default:
-			t.Fatalf("child failed: %v: %s", err, stderr.String())
-		}
+		killed := child.Kill(t)
 		n, active := checkConsistent(t, path, seen, activated)
 		activated = activated || active
 		if killed {
 			killedAt = append(killedAt, max(n-1, 0))
 		}
 		if n >= target {
-			if kills < crashMinKills {
-				t.Fatalf("%d rotations with only %d SIGKILLs, want at least %d", n-1, kills, crashMinKills)
+			if len(killedAt) < crashMinKills {
+				t.Fatalf("%d rotations with only %d SIGKILLs, want at least %d", n-1, len(killedAt), crashMinKills)
 			}
 			t.Logf("%d rotations in %d children: %d killed by SIGKILL, %d ended on their own; kills after rotation %v",
-				n-1, round, kills, clean, killedAt)
+				n-1, round, len(killedAt), round-len(killedAt), killedAt)
 			return
 		}
 	}

@@ -93,20 +93,29 @@ func New(opts Options) (*Fixture, error) {
 	if f.Verifier, err = verifier.New(ring, opts.Policy, verifier.WithNow(f.Clock.Now)); err != nil {
 		return nil, err
 	}
-	k, err := ring.Create(f.As(Issuer), opts.Set)
-	if err != nil {
-		return nil, err
-	}
-	if err := ring.Approve(f.As(Approver), k.KID); err != nil {
-		return nil, err
-	}
-	if err := ring.Activate(f.As(Deployer), k.KID); err != nil {
+	if _, err := ActivateFirst(ctx, ring, opts.Set); err != nil {
 		return nil, err
 	}
 	if err := ring.ApproveSchedule(f.As(Approver), opts.Set); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// ActivateFirst brings a set's first key to life as three people would:
+// Issuer creates it, Approver approves it, Deployer activates it.
+func ActivateFirst(ctx context.Context, ring *keyring.Keyring, set string) (keyring.Key, error) {
+	k, err := ring.Create(keyring.WithPrincipal(ctx, Issuer), set)
+	if err != nil {
+		return keyring.Key{}, err
+	}
+	if err := ring.Approve(keyring.WithPrincipal(ctx, Approver), k.KID); err != nil {
+		return keyring.Key{}, err
+	}
+	if err := ring.Activate(keyring.WithPrincipal(ctx, Deployer), k.KID); err != nil {
+		return keyring.Key{}, err
+	}
+	return ring.Key(keyring.WithPrincipal(ctx, Core), k.KID)
 }
 
 // As returns a context carrying p.

@@ -1,16 +1,11 @@
 package pgstore_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -119,19 +114,19 @@ func crashChild(schema string) error {
 			return err
 		}
 		if len(pending) == 0 {
-			if _, err := ring.Rotate(as(issuer), replicaSet); err != nil {
+			if _, err := ring.Rotate(as(keyringtest.Issuer), replicaSet); err != nil {
 				return fmt.Errorf("rotate: %w", err)
 			}
 			continue
 		}
 		k := pending[0]
 		if k.ApprovedBy == "" {
-			if err := ring.Approve(as(approver), k.KID); err != nil {
+			if err := ring.Approve(as(keyringtest.Approver), k.KID); err != nil {
 				return fmt.Errorf("approve: %w", err)
 			}
 		}
 		clock.Advance(pol.PrePublication)
-		if err := ring.Activate(as(deployer), k.KID); err != nil {
+		if err := ring.Activate(as(keyringtest.Deployer), k.KID); err != nil {
 			return fmt.Errorf("activate: %w", err)
 		}
 	}
@@ -156,15 +151,8 @@ func TestReplicaKilledMidRotation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("keyring: %v", err)
 	}
-	first, err := ring.Create(as(t, issuer), replicaSet)
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	if err := ring.Approve(as(t, approver), first.KID); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := ring.Activate(as(t, deployer), first.KID); err != nil {
-		t.Fatalf("Activate: %v", err)
+	if _, err := keyringtest.ActivateFirst(ctx, ring, replicaSet); err != nil {
+		t.Fatalf("ActivateFirst: %v", err)
 	}
 	seen := map[string]int64{}
 	checkReplicaState(t, st, seen)
@@ -174,30 +162,10 @@ func TestReplicaKilledMidRotation(t *testing.T) {
 		if round > 3*crashKills {
 			t.Fatalf("only %d kills in %d rounds: the children end before they are killed", kills, round)
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envCrashSchema+"="+schema, testenv.PostgresDSN+"="+dsn)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start child: %v", err)
-		}
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		if line != "ready\n" {
-			cmd.Wait()
-			t.Fatalf("child did not start: %q, stderr: %s", line, stderr.String())
-		}
+		child := testenv.StartChild(t, envCrashSchema+"="+schema, testenv.PostgresDSN+"="+dsn)
 		time.Sleep(time.Duration(rng.Int64N(int64(crashWindow))))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("kill: %v", err)
-		}
-		err = cmd.Wait()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Fatalf("child ended with %v before it was killed: %s", err, stderr.String())
+		if !child.Kill(t) {
+			t.Fatal("child ended before it was killed")
 		}
 		kills++
 		checkReplicaState(t, st, seen)

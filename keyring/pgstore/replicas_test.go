@@ -21,13 +21,6 @@ import (
 
 const replicaSet = "access-tokens"
 
-var (
-	issuer   = keyring.Principal{ID: "alice", Roles: []keyring.Role{keyring.RoleIssuer}}
-	approver = keyring.Principal{ID: "bob", Roles: []keyring.Role{keyring.RoleApprover}}
-	deployer = keyring.Principal{ID: "carol", Roles: []keyring.Role{keyring.RoleDeployer}}
-	officer  = keyring.Principal{ID: "dave", Roles: []keyring.Role{keyring.RoleSecurityOfficer}}
-)
-
 type replica struct {
 	ring  *keyring.Keyring
 	store *pgstore.Store
@@ -117,11 +110,11 @@ func TestReplicasConcurrentActivation(t *testing.T) {
 	reps := newReplicas(t, 3, clock)
 	pending := make([]string, len(reps))
 	for i, r := range reps {
-		k, err := r.ring.Create(as(t, issuer), replicaSet)
+		k, err := r.ring.Create(as(t, keyringtest.Issuer), replicaSet)
 		if err != nil {
 			t.Fatalf("replica %d Create: %v", i, err)
 		}
-		if err := r.ring.Approve(as(t, approver), k.KID); err != nil {
+		if err := r.ring.Approve(as(t, keyringtest.Approver), k.KID); err != nil {
 			t.Fatalf("replica %d Approve: %v", i, err)
 		}
 		pending[i] = k.KID
@@ -156,7 +149,7 @@ func TestReplicasConcurrentActivation(t *testing.T) {
 	// treats its own activation as a rotation, refused because its key's
 	// pre-publication delay has not passed.
 	if wins := race("first activation", func(i int, r replica) error {
-		return r.ring.Activate(as(t, deployer), pending[i])
+		return r.ring.Activate(as(t, keyringtest.Deployer), pending[i])
 	}, keyring.ErrPrePublication); wins != 1 {
 		t.Errorf("first activation: %d replicas succeeded, want 1", wins)
 	}
@@ -165,11 +158,11 @@ func TestReplicasConcurrentActivation(t *testing.T) {
 			if err := r.ring.Refresh(testCtx(t)); err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
-			k, err := r.ring.Create(as(t, issuer), replicaSet)
+			k, err := r.ring.Create(as(t, keyringtest.Issuer), replicaSet)
 			if err != nil {
 				t.Fatalf("replica %d Create: %v", i, err)
 			}
-			if err := r.ring.Approve(as(t, approver), k.KID); err != nil {
+			if err := r.ring.Approve(as(t, keyringtest.Approver), k.KID); err != nil {
 				t.Fatalf("replica %d Approve: %v", i, err)
 			}
 			pending[i] = k.KID
@@ -177,7 +170,7 @@ func TestReplicasConcurrentActivation(t *testing.T) {
 		pol, _ := reps[0].ring.Policy(replicaSet)
 		clock.Advance(pol.PrePublication)
 		if wins := race(fmt.Sprintf("rotation %d", round+1), func(i int, r replica) error {
-			return r.ring.Activate(as(t, deployer), pending[i])
+			return r.ring.Activate(as(t, keyringtest.Deployer), pending[i])
 		}); wins < 1 {
 			// A replica that already saw a winner's activation may
 			// legitimately rotate again on top of it; what must hold is
@@ -194,15 +187,8 @@ func TestEmergencyRotationPropagation(t *testing.T) {
 	clock := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	reps := newReplicas(t, 3, clock)
 	a := reps[0]
-	k, err := a.ring.Create(as(t, issuer), replicaSet)
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	if err := a.ring.Approve(as(t, approver), k.KID); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := a.ring.Activate(as(t, deployer), k.KID); err != nil {
-		t.Fatalf("Activate: %v", err)
+	if _, err := keyringtest.ActivateFirst(testCtx(t), a.ring, replicaSet); err != nil {
+		t.Fatalf("ActivateFirst: %v", err)
 	}
 	const trials = 100
 	var delays []time.Duration
@@ -215,7 +201,7 @@ func TestEmergencyRotationPropagation(t *testing.T) {
 			}, "replica to see active key "+kid)
 		}
 		start := time.Now()
-		if _, err := a.ring.EmergencyRotate(as(t, officer), kid, keyring.Incident{ID: fmt.Sprintf("INC-%d", trial), Reason: "test"}); err != nil {
+		if _, err := a.ring.EmergencyRotate(as(t, keyringtest.SecurityOfficer), kid, keyring.Incident{ID: fmt.Sprintf("INC-%d", trial), Reason: "test"}); err != nil {
 			t.Fatalf("trial %d: EmergencyRotate: %v", trial, err)
 		}
 		for _, r := range reps[1:] {
@@ -248,22 +234,13 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 
 // TestReplicasRotateOnce: three replicas start the rotation of one set at
 // the same time; exactly one successor may be created, the others must be
-// refused (keyring.ErrIllegalState: a rotation is in progress). Each
-// replica checks only its own snapshot today, so this fails until the
-// keyring re-reads the store before it creates a successor and the store
-// guards against a second one.
+// refused: the keyring re-reads the store before it creates a successor,
+// and the store's one-successor index refuses a second one (ErrConflict).
 func TestReplicasRotateOnce(t *testing.T) {
 	clock := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	reps := newReplicas(t, 3, clock)
-	k, err := reps[0].ring.Create(as(t, issuer), replicaSet)
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	if err := reps[0].ring.Approve(as(t, approver), k.KID); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := reps[0].ring.Activate(as(t, deployer), k.KID); err != nil {
-		t.Fatalf("Activate: %v", err)
+	if _, err := keyringtest.ActivateFirst(testCtx(t), reps[0].ring, replicaSet); err != nil {
+		t.Fatalf("ActivateFirst: %v", err)
 	}
 	for i, r := range reps {
 		if err := r.ring.Refresh(testCtx(t)); err != nil {
@@ -278,7 +255,7 @@ func TestReplicasRotateOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, errs[i] = r.ring.Rotate(as(t, issuer), replicaSet)
+			_, errs[i] = r.ring.Rotate(as(t, keyringtest.Issuer), replicaSet)
 		}()
 	}
 	close(start)
