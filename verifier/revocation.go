@@ -4,18 +4,19 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
-	"maps"
-	"math"
 	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // revocationShardBits is log2 of the number of independently written jti
-// shards; a shard is chosen by the top bits of the jti's second hash.
+// shards; a shard is chosen by the top bits of the jti's hash. Few shards
+// make large tables: from about a million jtis on, each is a whole number
+// of huge pages (see newTableWords).
 const (
-	revocationShardBits = 8
+	revocationShardBits = 4
 	revocationShards    = 1 << revocationShardBits
 	shardShift          = 64 - revocationShardBits
 )
@@ -24,23 +25,21 @@ const (
 // is written to.
 const purgeEvery = time.Minute
 
-// Table layout and sizing. A slot is two words: the first hash (emptyHash0
-// when free), then the 32-bit tag above the 32-bit expiry offset. A table
-// is grown when more than maxLoadNum/maxLoadDen of its slots would be
-// taken, and a rebuild sizes it so that at most half is.
+// Table layout and sizing. A slot is two words: the jti's hash (emptyHash
+// when free), then its expiry offset. A table is grown when more than
+// maxLoadNum/maxLoadDen of its slots would be taken, and a rebuild sizes it
+// so that at most half is.
 const (
 	slotWords    = 2              // uint64 words per slot
 	slotBytes    = slotWords * 8  // bytes per slot
 	slotsPerLine = 64 / slotBytes // slots in a 64-byte cache line
+	lineWords    = slotsPerLine * slotWords
 	minSlots     = 16
 	maxLoadNum   = 3
 	maxLoadDen   = 4
 
-	tagShift   = 32              // the tag sits above the expiry in word 1
-	expiryMask = 1<<tagShift - 1 // the expiry bits of word 1
-	maxExpiry  = math.MaxUint32  // the furthest expiry offset, in seconds
-	emptyHash0 = 0               // word 0 of a free slot
-	takenHash0 = 1               // word 0 of a jti whose first hash is 0
+	emptyHash = 0 // word 0 of a free slot
+	takenHash = 1 // word 0 of a jti whose hash is 0
 )
 
 // A shard header (mu, tab, used, nextPurge: 32 bytes on 64-bit platforms)
@@ -50,27 +49,34 @@ const shardPad = 64 - 32
 // MemoryRevocationList is an in-process RevocationList sized for a real
 // incident: ten million revoked jtis take about 270 MB (16-byte slots, 3/8
 // to 3/4 of them taken as the list grows: 27 bytes per entry at 10M), and
-// a lookup costs two keyed hashes and, typically, one cache line.
+// a lookup costs one keyed hash and, typically, one cache line.
 //
-// A jti is never stored: it is kept as a 104-bit keyed hash (two maphash
-// sums under seeds drawn for this list: 64 bits stored whole, 32 stored as
-// a tag, 8 choosing the shard). Two jtis share an entry with probability
-// 2⁻¹⁰⁴ per pair, an attacker who does not know the seeds cannot make them
-// collide, and a collision can only make a token look revoked (the entry
-// keeps the later of the two untils), never the reverse.
+// A jti is never stored: it is kept as a 64-bit keyed hash (maphash under
+// a seed drawn for this list). Two jtis share an entry with probability
+// 2⁻⁶⁴ per pair (a jti never revoked matches one of ten million entries
+// with probability 5·10⁻¹³), an attacker who does not know the seed cannot
+// make them collide, and a collision can only make a token look revoked
+// (the entry keeps the later of the two untils), never the reverse.
 //
-// Each of 256 shards is an open-addressing table (linear probing) of
-// 16-byte slots: the first hash, then the tag and the until as whole
+// Each of 16 shards, chosen by the hash's top bits, is an open-addressing
+// table (linear probing) of 16-byte slots: the hash, then the until as whole
 // seconds after the list was made (a fractional until is rounded up, one
-// before the list was made is held to its first second, one more than 136
-// years after it is held for 136 years: each only extends a revocation). An entry is forgotten once its until has passed: lookups
-// ignore it at once, and a shard drops expired entries at most once a
-// minute when it is written to, or when Purge is called, by rebuilding its
-// table for the entries left, so memory returns to the runtime; a shard
-// left empty holds no table at all.
+// before the list was made is held to its first second: each only extends a
+// revocation). A jti's probe path starts at the first slot of a cache line,
+// and a lookup reads that line whole and decides it without a branch on its
+// contents. On Linux a table of 2 MiB or more (a shard past about 49,000
+// jtis, a list past about 800,000) is mapped outside the Go heap on
+// transparent huge pages, so that a lookup in a large list costs a cache
+// miss but no page walk; Stats reports those bytes as MappedBytes, which
+// GOMEMLIMIT does not count. An entry is forgotten once its until has
+// passed: lookups ignore it at once, and a shard drops expired entries at
+// most once a minute when it is written to, or when Purge is called, by
+// rebuilding its table for the entries left, so memory returns to the system
+// (a mapped table is unmapped once no lookup can still be reading it); a
+// shard left empty holds no table at all.
 //
 // Kid policies (every token of a kid issued before a cutoff) live in an
-// immutable map swapped on write. They are never forgotten: a compromised
+// immutable table swapped on write. They are never forgotten: a compromised
 // kid stays revoked.
 //
 // It is safe for concurrent use, and Revoked takes no lock: it loads the
@@ -81,12 +87,12 @@ const shardPad = 64 - 32
 // old table sees every entry written before the swap.
 type MemoryRevocationList struct {
 	now     func() time.Time
-	seeds   [2]maphash.Seed
+	seed    maphash.Seed
 	baseSec int64 // Unix seconds the stored expiries count from
 	shards  [revocationShards]jtiShard
 
-	kidMu sync.Mutex                           // serializes kid policy writers
-	kids  atomic.Pointer[map[string]time.Time] // kid → issued-before cutoff
+	kidMu sync.Mutex               // serializes kid policy writers
+	kids  atomic.Pointer[kidTable] // kid → issued-before cutoff
 }
 
 // jtiShard is one open-addressing table and its writer state, padded to a
@@ -99,21 +105,15 @@ type jtiShard struct {
 	_         [shardPad]byte
 }
 
-// jtiTable is a power-of-two array of slots. Slot i is words 2i and 2i+1:
-// word 0 is the first hash (emptyHash0 when free), word 1 the tag above the
+// jtiTable is a power-of-two array of slots, a whole number of cache lines.
+// Slot i is words 2i and 2i+1: the hash (emptyHash when free), then the
 // expiry offset. Once the table is published, lookups read its slots and
 // writers write them with sync/atomic only; a writer, holding the shard's
 // mutex, may read them plainly.
 type jtiTable struct {
-	words []uint64
-	mask  uint64 // number of slots - 1
-}
-
-// jtiKey is the keyed hash of one jti as the tables hold it.
-type jtiKey struct {
-	h0    uint64 // never emptyHash0; picks the home slot
-	tag   uint64 // 32 bits, shifted into place in word 1
-	shard uint64 // index into MemoryRevocationList.shards
+	words  []uint64
+	mask   uint64 // number of slots - 1
+	mapped bool   // words are outside the Go heap (see newTableWords)
 }
 
 // NewMemoryRevocationList returns an empty list that reads the time from
@@ -124,38 +124,36 @@ func NewMemoryRevocationList(now func() time.Time) *MemoryRevocationList {
 	}
 	l := &MemoryRevocationList{
 		now:     now,
-		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		seed:    maphash.MakeSeed(),
 		baseSec: now().Unix(),
 	}
-	empty := map[string]time.Time{}
-	l.kids.Store(&empty)
+	l.kids.Store(&kidTable{})
 	return l
 }
 
-func (l *MemoryRevocationList) key(jti string) jtiKey {
-	h0 := maphash.String(l.seeds[0], jti)
-	if h0 == emptyHash0 {
-		h0 = takenHash0
+// hash returns the keyed hash of jti as the tables hold it: never
+// emptyHash.
+func (l *MemoryRevocationList) hash(jti string) uint64 {
+	h := maphash.String(l.seed, jti)
+	if h == emptyHash {
+		h = takenHash
 	}
-	h1 := maphash.String(l.seeds[1], jti)
-	return jtiKey{h0: h0, tag: (h1 & expiryMask) << tagShift, shard: h1 >> shardShift}
+	return h
+}
+
+// shard returns the shard of the jti whose hash is h.
+func (l *MemoryRevocationList) shard(h uint64) *jtiShard {
+	return &l.shards[h>>shardShift]
 }
 
 // offset returns t as whole seconds after the list's base, rounded up and
-// clamped to [1, maxExpiry]: never earlier than t within the range.
+// at least 1: never earlier than t.
 func (l *MemoryRevocationList) offset(t time.Time) uint64 {
 	sec := t.Unix()
 	if t.Nanosecond() > 0 {
 		sec++
 	}
-	off := sec - l.baseSec
-	switch {
-	case off < 1:
-		return 1
-	case off > maxExpiry:
-		return maxExpiry
-	}
-	return uint64(off)
+	return uint64(max(sec-l.baseSec, 1))
 }
 
 // RevokeJTI revokes the token with this jti until the given time (its
@@ -169,8 +167,8 @@ func (l *MemoryRevocationList) RevokeJTI(_ context.Context, jti string, until ti
 	if !until.After(now) {
 		return nil
 	}
-	k := l.key(jti)
-	s := &l.shards[k.shard]
+	h := l.hash(jti)
+	s := l.shard(h)
 	nowOff := now.Unix() - l.baseSec
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,18 +176,17 @@ func (l *MemoryRevocationList) RevokeJTI(_ context.Context, jti string, until ti
 		s.purge(nowOff)
 		s.nextPurge = now.Unix() + int64(purgeEvery/time.Second)
 	}
-	s.insert(k, l.offset(until), nowOff)
+	s.insert(h, l.offset(until), nowOff)
 	return nil
 }
 
-// insert records k until the expiry offset exp; s.mu is held.
-func (s *jtiShard) insert(k jtiKey, exp uint64, nowOff int64) {
+// insert records h until the expiry offset exp; s.mu is held.
+func (s *jtiShard) insert(h, exp uint64, nowOff int64) {
 	t := s.tab.Load()
 	if t != nil {
-		if i, ok := t.find(k); ok {
-			w1 := atomic.LoadUint64(&t.words[i+1])
-			if exp > w1&expiryMask {
-				atomic.StoreUint64(&t.words[i+1], k.tag|exp)
+		if w, ok := t.find(h); ok {
+			if exp > atomic.LoadUint64(&t.words[w+1]) {
+				atomic.StoreUint64(&t.words[w+1], exp)
 			}
 			return
 		}
@@ -197,39 +194,55 @@ func (s *jtiShard) insert(k jtiKey, exp uint64, nowOff int64) {
 	if t == nil || uint64(s.used+1)*maxLoadDen > (t.mask+1)*maxLoadNum {
 		t = s.rebuild(nowOff, 1)
 	}
-	i := t.free(k.h0)
-	atomic.StoreUint64(&t.words[i+1], k.tag|exp)
-	atomic.StoreUint64(&t.words[i], k.h0)
+	w := t.free(h)
+	atomic.StoreUint64(&t.words[w+1], exp)
+	atomic.StoreUint64(&t.words[w], h)
 	s.used++
 }
 
-// home returns the first slot of h0's probe path: the first of a group of
-// slotsPerLine, so that a lookup usually reads one cache line.
-func (t *jtiTable) home(h0 uint64) uint64 {
-	return h0 * slotsPerLine & t.mask
+// home returns the word index of the first slot of h's probe path: the
+// start of a cache line, so that a lookup usually reads one line.
+func (t *jtiTable) home(h uint64) uint64 {
+	return (h * slotsPerLine & t.mask) * slotWords
 }
 
-// find returns the word index of k's slot in t.
-func (t *jtiTable) find(k jtiKey) (int, bool) {
-	for i := t.home(k.h0); ; i = (i + 1) & t.mask {
-		w := int(i * slotWords)
-		switch atomic.LoadUint64(&t.words[w]) {
-		case emptyHash0:
-			return 0, false
-		case k.h0:
-			if atomic.LoadUint64(&t.words[w+1])&^expiryMask == k.tag {
-				return w, true
-			}
+// next returns the word index of the slot, or line, n words after w.
+func (t *jtiTable) next(w, n uint64) uint64 {
+	return (w + n) & (t.mask*slotWords + slotWords - 1)
+}
+
+// find returns the word index of h's slot in t. It reads t a cache line at
+// a time from h's home line and decides each line without a branch on its
+// contents: a lookup usually ends in its home line (it finds h there, or a
+// free slot that ends h's probe path), so the one branch it takes is
+// predicted, and the processor can go on to the next lookup's memory
+// access while this one's is in flight.
+func (t *jtiTable) find(h uint64) (int, bool) {
+	for w := t.home(h); ; w = t.next(w, lineWords) {
+		line := (*[lineWords]uint64)(t.words[w : w+lineWords])
+		h0 := atomic.LoadUint64(&line[0])
+		h1 := atomic.LoadUint64(&line[2])
+		h2 := atomic.LoadUint64(&line[4])
+		h3 := atomic.LoadUint64(&line[6])
+		m0, m1, m2, m3 := isZero(h0^h), isZero(h1^h), isZero(h2^h), isZero(h3^h)
+		free := isZero(h0) | isZero(h1) | isZero(h2) | isZero(h3)
+		if found := m0 | m1 | m2 | m3; found|free != 0 {
+			at := w | -m1&2 | -m2&4 | -m3&6
+			return int(at), found != 0
 		}
 	}
 }
 
-// free returns the word index of the first free slot on h0's probe path.
-func (t *jtiTable) free(h0 uint64) int {
-	for i := t.home(h0); ; i = (i + 1) & t.mask {
-		w := int(i * slotWords)
-		if atomic.LoadUint64(&t.words[w]) == emptyHash0 {
-			return w
+// isZero returns 1 when x is 0 and 0 otherwise, without a branch.
+func isZero(x uint64) uint64 {
+	return 1 ^ (x|-x)>>63
+}
+
+// free returns the word index of the first free slot on h's probe path.
+func (t *jtiTable) free(h uint64) int {
+	for w := t.home(h); ; w = t.next(w, slotWords) {
+		if atomic.LoadUint64(&t.words[w]) == emptyHash {
+			return int(w)
 		}
 	}
 }
@@ -242,7 +255,7 @@ func (s *jtiShard) rebuild(nowOff int64, extra int) *jtiTable {
 	live := 0
 	if old != nil {
 		for w := 0; w < len(old.words); w += slotWords {
-			if old.words[w] != emptyHash0 && int64(old.words[w+1]&expiryMask) > nowOff {
+			if old.words[w] != emptyHash && int64(old.words[w+1]) > nowOff {
 				live++
 			}
 		}
@@ -253,20 +266,21 @@ func (s *jtiShard) rebuild(nowOff int64, extra int) *jtiTable {
 		return nil
 	}
 	slots := max(minSlots, 1<<bits.Len(uint(2*(live+extra)-1)))
-	t := &jtiTable{words: make([]uint64, slots*slotWords), mask: uint64(slots - 1)}
+	t := &jtiTable{mask: uint64(slots - 1)}
+	t.words, t.mapped = newTableWords(t, slots*slotWords)
 	// t is not yet published: plain writes, ordered before any reader by
 	// the atomic Store below.
 	if old != nil {
 		for w := 0; w < len(old.words); w += slotWords {
-			h0, w1 := old.words[w], old.words[w+1]
-			if h0 == emptyHash0 || int64(w1&expiryMask) <= nowOff {
+			h, exp := old.words[w], old.words[w+1]
+			if h == emptyHash || int64(exp) <= nowOff {
 				continue
 			}
-			i := t.home(h0)
-			for t.words[i*slotWords] != emptyHash0 {
-				i = (i + 1) & t.mask
+			i := t.home(h)
+			for t.words[i] != emptyHash {
+				i = t.next(i, slotWords)
 			}
-			t.words[i*slotWords], t.words[i*slotWords+1] = h0, w1
+			t.words[i], t.words[i+1] = h, exp
 		}
 	}
 	s.tab.Store(t)
@@ -282,7 +296,7 @@ func (s *jtiShard) purge(nowOff int64) {
 		return
 	}
 	for w := 0; w < len(t.words); w += slotWords {
-		if t.words[w] != emptyHash0 && int64(t.words[w+1]&expiryMask) <= nowOff {
+		if t.words[w] != emptyHash && int64(t.words[w+1]) <= nowOff {
 			s.rebuild(nowOff, 0)
 			return
 		}
@@ -297,36 +311,112 @@ func (l *MemoryRevocationList) RevokeKID(_ context.Context, kid string, issuedBe
 	}
 	l.kidMu.Lock()
 	defer l.kidMu.Unlock()
-	old := *l.kids.Load()
-	if cut, ok := old[kid]; ok && !issuedBefore.After(cut) {
+	old := l.kids.Load()
+	if cut, ok := old.cutoff(kid); ok && !issuedBefore.After(cut) {
 		return nil
 	}
-	next := maps.Clone(old)
-	next[kid] = issuedBefore
-	l.kids.Store(&next)
+	l.kids.Store(old.with(kidPolicy{kid: kid, cutoff: issuedBefore}))
 	return nil
+}
+
+// kidTable is an immutable open-addressing table of kid policies, replaced
+// whole on write. A Go map would do, but every Revoked call checks the kid
+// while a large list's lookups wait on memory, and with a map there (or
+// even a second maphash) back-to-back lookups measured markedly slower: a
+// short lookup lets the processor start the next one's memory access
+// sooner.
+type kidTable struct {
+	slots []kidPolicy // a power of two, at most half taken; kid "" when free
+	n     int
+}
+
+type kidPolicy struct {
+	kid    string
+	cutoff time.Time
+}
+
+// cutoff returns the cutoff of kid's policy, if it has one.
+func (t *kidTable) cutoff(kid string) (time.Time, bool) {
+	if t.n == 0 {
+		return time.Time{}, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := kidHash(kid) & mask; ; i = (i + 1) & mask {
+		switch p := &t.slots[i]; p.kid {
+		case "":
+			return time.Time{}, false
+		case kid:
+			return p.cutoff, true
+		}
+	}
+}
+
+// kidHash is a cheap, unkeyed hash of kid: the table is built from the
+// host's kid policies only, so a crafted kid cannot make it slower than
+// its longest probe run.
+func kidHash(kid string) uint64 {
+	h := uint64(len(kid))
+	for len(kid) >= 8 {
+		h = (h ^ le64(kid)) * 0x9e3779b97f4a7c15
+		kid = kid[8:]
+	}
+	for i := range len(kid) {
+		h = (h ^ uint64(kid[i])) * 0x9e3779b97f4a7c15
+	}
+	return h ^ h>>32
+}
+
+// le64 returns the first 8 bytes of s as a little-endian integer: one load.
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// with returns a copy of t in which p replaces any policy of p.kid.
+func (t *kidTable) with(p kidPolicy) *kidTable {
+	size := max(4, 1<<bits.Len(uint(2*(t.n+1)-1)))
+	next := &kidTable{slots: make([]kidPolicy, size)}
+	put := func(p kidPolicy) {
+		mask := uint64(size - 1)
+		i := kidHash(p.kid) & mask
+		for next.slots[i].kid != "" && next.slots[i].kid != p.kid {
+			i = (i + 1) & mask
+		}
+		if next.slots[i].kid == "" {
+			next.n++
+		}
+		next.slots[i] = p
+	}
+	for _, q := range t.slots {
+		if q.kid != "" {
+			put(q)
+		}
+	}
+	put(p)
+	return next
 }
 
 // Revoked reports whether the token (kid, jti, issuedAt) is revoked: its
 // jti is listed and not yet past its until, or its kid has a policy whose
 // cutoff is after issuedAt. It takes no lock.
 func (l *MemoryRevocationList) Revoked(_ context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
-	if kids := *l.kids.Load(); len(kids) > 0 {
-		if cut, ok := kids[kid]; ok && issuedAt.Before(cut) {
+	if kids := l.kids.Load(); kids.n > 0 {
+		if cut, ok := kids.cutoff(kid); ok && issuedAt.Before(cut) {
 			return true, nil
 		}
 	}
-	k := l.key(jti)
-	t := l.shards[k.shard].tab.Load()
+	h := l.hash(jti)
+	t := l.shard(h).tab.Load()
 	if t == nil {
 		return false, nil
 	}
-	w, ok := t.find(k)
-	if !ok {
-		return false, nil
+	revoked := false
+	if w, ok := t.find(h); ok {
+		revoked = l.now().Unix()-l.baseSec < int64(atomic.LoadUint64(&t.words[w+1]))
 	}
-	exp := int64(atomic.LoadUint64(&t.words[w+1]) & expiryMask)
-	return l.now().Unix()-l.baseSec < exp, nil
+	runtime.KeepAlive(t) // t's words may be unmapped once t is unreachable
+	return revoked, nil
 }
 
 // Purge drops every expired jti now, shard by shard, and returns how many
@@ -357,18 +447,22 @@ type RevocationStats struct {
 	JTIs        int // jti entries held, expired ones not yet purged included
 	Slots       int // table slots allocated for them, over all shards
 	Bytes       int // bytes of those slots
+	MappedBytes int // of Bytes, those mapped outside the Go heap (large tables, Linux)
 	KIDPolicies int // kid policies
 }
 
 // Stats returns the list's current size.
 func (l *MemoryRevocationList) Stats() RevocationStats {
-	st := RevocationStats{KIDPolicies: len(*l.kids.Load())}
+	st := RevocationStats{KIDPolicies: l.kids.Load().n}
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
 		st.JTIs += s.used
 		if t := s.tab.Load(); t != nil {
 			st.Slots += int(t.mask + 1)
+			if t.mapped {
+				st.MappedBytes += len(t.words) * 8
+			}
 		}
 		s.mu.Unlock()
 	}
@@ -378,5 +472,5 @@ func (l *MemoryRevocationList) Stats() RevocationStats {
 
 // String describes the list without its content.
 func (l *MemoryRevocationList) String() string {
-	return fmt.Sprintf("verifier.MemoryRevocationList(%d kid policies)", len(*l.kids.Load()))
+	return fmt.Sprintf("verifier.MemoryRevocationList(%d kid policies)", l.kids.Load().n)
 }
