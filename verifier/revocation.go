@@ -72,8 +72,9 @@ const shardPad = 64 - 32
 // passed: lookups ignore it at once, and a shard drops expired entries at
 // most once a minute when it is written to, or when Purge is called, by
 // rebuilding its table for the entries left, so memory returns to the system
-// (a mapped table is unmapped once no lookup can still be reading it); a
-// shard left empty holds no table at all.
+// (a mapped table is unmapped by the first garbage collection after no
+// lookup can still be reading it, and the runtime collects at least every
+// two minutes unless GOGC=off); a shard left empty holds no table at all.
 //
 // Kid policies (every token of a kid issued before a cutoff) live in an
 // immutable table swapped on write. They are never forgotten: a compromised
