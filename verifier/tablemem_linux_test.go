@@ -3,6 +3,8 @@ package verifier
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -82,5 +84,50 @@ func TestMappedTables(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkMemoryFloor is the floor under a lookup in a large list: one
+// random read from 256 MiB, each read's address taken from the one before
+// (the table's cache lines linked in one random cycle), so that reads
+// cannot overlap. "mapped" is a table mapped as the list maps its large
+// tables, "heap" the same table in the Go heap (on small pages unless THP
+// is set to "always"). Compare BenchmarkRevokedLatency's hits at 10M.
+func BenchmarkMemoryFloor(b *testing.B) {
+	const lines = 256 << 20 / 64
+	for _, tc := range []struct {
+		name   string
+		minMap int
+	}{{"mapped", hugePage}, {"heap", math.MaxInt}} {
+		b.Run(tc.name, func(b *testing.B) {
+			old := mapTableMinBytes
+			mapTableMinBytes = tc.minMap
+			defer func() { mapTableMinBytes = old }()
+			t := &jtiTable{}
+			words, mapped := newTableWords(t, lines*lineWords)
+			if want := tc.minMap == hugePage; mapped != want {
+				b.Fatalf("newTableWords mapped = %v, want %v", mapped, want)
+			}
+			// Sattolo's algorithm: next is one cycle through every line.
+			next := make([]uint32, lines)
+			for i := range next {
+				next[i] = uint32(i)
+			}
+			for i := lines - 1; i > 0; i-- {
+				j := rand.IntN(i)
+				next[i], next[j] = next[j], next[i]
+			}
+			for i, n := range next {
+				words[i*lineWords] = uint64(n) * lineWords
+			}
+			k := uint64(0)
+			for b.Loop() {
+				k = words[k]
+			}
+			if k >= uint64(len(words)) {
+				b.Fatalf("chased to word %d, past the table", k)
+			}
+			runtime.KeepAlive(t)
+		})
 	}
 }
