@@ -91,7 +91,7 @@ func revBench(b *testing.B, i int) *revBenchList {
 		if n > 0 {
 			// 2654435761 is prime, so j ↦ j·2654435761 mod n visits
 			// every revoked jti, in an order unrelated to the table's.
-			rb.hits = newJTIPool(func(j int) string { return scaleJTI('r', j*2654435761%n) })
+			rb.hits = newJTIPool(func(j int) string { return scaleJTI('r', int(int64(j)*2654435761%int64(n))) })
 		}
 		revBenchBuilt[i] = rb
 	})
