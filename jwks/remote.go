@@ -42,10 +42,6 @@ const (
 	maxNegativeKID = 256
 )
 
-// defaultAlgorithms are the algorithms a RemoteSet accepts keys for unless
-// WithAlgorithms says otherwise.
-var defaultAlgorithms = []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-
 // RemoteOption configures NewRemoteSet.
 type RemoteOption func(*RemoteSet)
 
@@ -131,7 +127,6 @@ type RemoteSet struct {
 type snapshot struct {
 	keys      map[string]verifier.Key
 	etag      string
-	fetched   time.Time // last success, 200 or 304
 	expires   time.Time
 	refreshAt time.Time
 }
@@ -151,7 +146,7 @@ func NewRemoteSet(ctx context.Context, rawURL string, opts ...RemoteOption) (*Re
 		timeout:    DefaultTimeout,
 		minRefresh: DefaultMinRefreshInterval,
 		maxStale:   DefaultMaxStale,
-		algs:       defaultAlgorithms,
+		algs:       jose.Names(),
 		negative:   make(map[string]time.Time),
 	}
 	for _, o := range opts {
@@ -170,7 +165,7 @@ func NewRemoteSet(ctx context.Context, rawURL string, opts ...RemoteOption) (*Re
 		return nil, fmt.Errorf("%w: no algorithm allowed", ErrOption)
 	}
 	for _, a := range s.algs {
-		if !slices.Contains(defaultAlgorithms, a) {
+		if _, ok := jose.Lookup(a); !ok {
 			return nil, fmt.Errorf("%w: algorithm %q not supported", ErrOption, a)
 		}
 	}
@@ -405,7 +400,7 @@ func (s *RemoteSet) fetch() error {
 	defer resp.Body.Close()
 	now := time.Now()
 	ttl := s.ttl(resp.Header.Values("Cache-Control"))
-	next := &snapshot{fetched: now, expires: now.Add(ttl), refreshAt: now.Add(ttl * 3 / 4)}
+	next := &snapshot{expires: now.Add(ttl), refreshAt: now.Add(ttl * 3 / 4)}
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if old == nil || old.etag == "" {

@@ -3,11 +3,9 @@ package signer
 import (
 	"context"
 	"crypto"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
 )
@@ -60,14 +58,7 @@ func (s *cryptoSigner) SignDigest(ctx context.Context, digest []byte) ([]byte, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	sig, err := s.key.Sign(nil, digest, s.alg.SignerOpts())
-	if err != nil {
-		return nil, err
-	}
-	if s.alg.Kind == jose.KindEC {
-		return s.alg.ToP1363(sig)
-	}
-	return sig, nil
+	return s.alg.SignDigest(s.key, digest)
 }
 
 // String names the key, never its material.
@@ -115,8 +106,5 @@ func (c *stdSigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 	if err != nil || c.alg.Kind != jose.KindEC {
 		return sig, err
 	}
-	return asn1.Marshal(struct{ R, S *big.Int }{
-		new(big.Int).SetBytes(sig[:c.alg.Size]),
-		new(big.Int).SetBytes(sig[c.alg.Size:]),
-	})
+	return c.alg.ToDER(sig)
 }

@@ -171,16 +171,6 @@ func (is *Issuer) complete(c *tokenkms.Claims, now time.Time) (bool, error) {
 			return false, fmt.Errorf("%w: empty aud entry", ErrClaims)
 		}
 	}
-	for _, s := range c.Scope {
-		if !jose.ValidScopeToken(s) {
-			return false, fmt.Errorf("%w: scope entry %q is not an RFC 6749 scope token", ErrClaims, s)
-		}
-	}
-	for n := range c.Extra {
-		if jose.IsRegistered(n) {
-			return false, fmt.Errorf("%w: Extra repeats the registered claim %q", ErrClaims, n)
-		}
-	}
 	if c.IssuedAt.IsZero() {
 		c.IssuedAt = now
 	}

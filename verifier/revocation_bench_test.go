@@ -105,42 +105,16 @@ func revBench(b *testing.B, i int) *revBenchList {
 // 10M entries it finds a listed jti; at 0 entries, where no jti can be
 // found, the hit is the kid policy.
 func BenchmarkRevokedHit(b *testing.B) {
-	ctx := context.Background()
 	for i, size := range revBenchSizes {
-		b.Run(size.name, func(b *testing.B) {
-			rb := revBench(b, i)
-			kid, iat, jtis := "kid-live", t0, rb.hits
-			if size.n == 0 {
-				kid, iat, jtis = revBenchKID, t0.Add(-time.Minute), rb.misses
-			}
-			b.ReportAllocs()
-			j := 0
-			for b.Loop() {
-				if got, err := rb.l.Revoked(ctx, kid, jtis.at(j), iat); err != nil || !got {
-					b.Fatalf("Revoked(%s, %s) = %v, %v; want true, nil", kid, jtis.at(j), got, err)
-				}
-				j++
-			}
-		})
+		b.Run(size.name, func(b *testing.B) { benchRevoked(b, i, true, false) })
 	}
 }
 
 // BenchmarkRevokedMiss measures a Revoked call that answers false: the jti
 // was never revoked and the kid has no policy.
 func BenchmarkRevokedMiss(b *testing.B) {
-	ctx := context.Background()
 	for i, size := range revBenchSizes {
-		b.Run(size.name, func(b *testing.B) {
-			rb := revBench(b, i)
-			b.ReportAllocs()
-			j := 0
-			for b.Loop() {
-				if got, err := rb.l.Revoked(ctx, "kid-live", rb.misses.at(j), t0); err != nil || got {
-					b.Fatalf("Revoked(%s) = %v, %v; want false, nil", rb.misses.at(j), got, err)
-				}
-				j++
-			}
-		})
+		b.Run(size.name, func(b *testing.B) { benchRevoked(b, i, false, false) })
 	}
 }
 
@@ -152,32 +126,35 @@ func BenchmarkRevokedMiss(b *testing.B) {
 // without waiting on memory, as it would for a caller that branches on the
 // answer: its figure is what such a caller waits, not the memory latency.
 func BenchmarkRevokedLatency(b *testing.B) {
-	ctx := context.Background()
 	for i, size := range revBenchSizes {
-		for _, hit := range []bool{true, false} {
-			name := size.name + "/miss"
-			if hit {
-				name = size.name + "/hit"
-			}
-			b.Run(name, func(b *testing.B) {
-				rb := revBench(b, i)
-				kid, iat, jtis := "kid-live", t0, rb.misses
-				switch {
-				case hit && size.n == 0:
-					kid, iat = revBenchKID, t0.Add(-time.Minute)
-				case hit:
-					jtis = rb.hits
-				}
-				b.ReportAllocs()
-				j := 0
-				for b.Loop() {
-					got, err := rb.l.Revoked(ctx, kid, jtis.at(j), iat)
-					if err != nil || got != hit {
-						b.Fatalf("Revoked(%s, %s) = %v, %v; want %v, nil", kid, jtis.at(j), got, err, hit)
-					}
-					j += 1 + boolInt(got)
-				}
-			})
+		b.Run(size.name+"/hit", func(b *testing.B) { benchRevoked(b, i, true, true) })
+		b.Run(size.name+"/miss", func(b *testing.B) { benchRevoked(b, i, false, true) })
+	}
+}
+
+// benchRevoked looks up, in the list of revBenchSizes[i], jtis that hit
+// or miss; chained, each lookup's jti depends on the previous answer.
+func benchRevoked(b *testing.B, i int, hit, chained bool) {
+	ctx := context.Background()
+	rb := revBench(b, i)
+	kid, iat, jtis := "kid-live", t0, rb.misses
+	switch {
+	case hit && revBenchSizes[i].n == 0:
+		kid, iat = revBenchKID, t0.Add(-time.Minute)
+	case hit:
+		jtis = rb.hits
+	}
+	b.ReportAllocs()
+	j := 0
+	for b.Loop() {
+		got, err := rb.l.Revoked(ctx, kid, jtis.at(j), iat)
+		if err != nil || got != hit {
+			b.Fatalf("Revoked(%s, %s) = %v, %v; want %v, nil", kid, jtis.at(j), got, err, hit)
+		}
+		if chained {
+			j += 1 + boolInt(got)
+		} else {
+			j++
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
+	"maps"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	casn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -62,6 +64,11 @@ func orderOf(c elliptic.Curve, size int) []byte {
 func Lookup(name string) (*Alg, bool) {
 	a, ok := algs[name]
 	return a, ok
+}
+
+// Names returns the names of the supported algorithms, sorted.
+func Names() []string {
+	return slices.Sorted(maps.Keys(algs))
 }
 
 // CheckKey reports whether pub is a public key this algorithm may use:
@@ -132,7 +139,14 @@ func (a *Alg) Sign(s crypto.Signer, signingInput []byte) ([]byte, error) {
 	if err := a.CheckKey(s.Public()); err != nil {
 		return nil, err
 	}
-	sig, err := s.Sign(rand.Reader, a.Digest(signingInput), a.SignerOpts())
+	return a.SignDigest(s, a.Digest(signingInput))
+}
+
+// SignDigest signs what Digest returned for the signing input (for EdDSA,
+// the input itself) with s and returns the JWS signature bytes: r||s for
+// ECDSA (whatever form s returns), as is otherwise.
+func (a *Alg) SignDigest(s crypto.Signer, digest []byte) ([]byte, error) {
+	sig, err := s.Sign(rand.Reader, digest, a.SignerOpts())
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +217,15 @@ func (a *Alg) verifyDigest(pub crypto.PublicKey, digest, sig []byte) error {
 // maxECDSADER bounds the DER form of a P-521 signature: SEQUENCE header (3)
 // and two INTEGERs of at most 2+1+66 bytes each.
 const maxECDSADER = 3 + 2*(2+1+66)
+
+// ToDER converts an ECDSA JWS signature (r||s) to the ASN.1 DER form
+// crypto.Signer returns.
+func (a *Alg) ToDER(sig []byte) ([]byte, error) {
+	if a.Kind != KindEC || len(sig) != 2*a.Size {
+		return nil, fmt.Errorf("jose: %s signature of %d bytes is not r||s", a.Name, len(sig))
+	}
+	return appendECDSADER(make([]byte, 0, maxECDSADER), sig[:a.Size], sig[a.Size:]), nil
+}
 
 // appendECDSADER appends the ASN.1 DER SEQUENCE { INTEGER r, INTEGER s }
 // for the big-endian r and s, the form crypto/ecdsa verifies. A zero r or s

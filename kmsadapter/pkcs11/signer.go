@@ -25,6 +25,7 @@ func newTokenSigner(kid string, alg *jose.Alg, ref string, key crypto11.Signer, 
 		policy = signer.VerifyAll
 	}
 	op := "sign " + kid
+	opts := alg.SignerOpts()
 	return signer.NewRemoteSigner(signer.RemoteKey{
 		KID:           kid,
 		Algorithm:     alg.Name,
@@ -35,7 +36,7 @@ func newTokenSigner(kid string, alg *jose.Alg, ref string, key crypto11.Signer, 
 		DigestSizeErr: ErrInvalidArgument,
 		SignDigest: func(ctx context.Context, digest []byte) ([]byte, error) {
 			sig, err := call(ctx, op, func() ([]byte, error) {
-				return key.Sign(nil, digest, alg.SignerOpts())
+				return key.Sign(nil, digest, opts)
 			}, nil)
 			if err != nil {
 				return nil, mapErr(op, err)
