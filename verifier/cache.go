@@ -89,8 +89,7 @@ type cacheShard struct {
 }
 
 type tokenCache struct {
-	shards   []cacheShard
-	capacity int
+	shards []cacheShard
 }
 
 func newTokenCache(size int) (*tokenCache, error) {
@@ -98,7 +97,7 @@ func newTokenCache(size int) (*tokenCache, error) {
 		return nil, fmt.Errorf("%w: cache size %d, must be between 1 and %d", ErrPolicy, size, MaxCacheSize)
 	}
 	n := min(cacheShards, size)
-	c := &tokenCache{shards: make([]cacheShard, n), capacity: size}
+	c := &tokenCache{shards: make([]cacheShard, n)}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.capacity = size / n
@@ -109,8 +108,6 @@ func newTokenCache(size int) (*tokenCache, error) {
 	}
 	return c, nil
 }
-
-func tokenKey(token string) cacheKey { return sha256.Sum256([]byte(token)) }
 
 func (c *tokenCache) shard(k cacheKey) *cacheShard {
 	return &c.shards[binary.LittleEndian.Uint64(k[:8])%uint64(len(c.shards))]
@@ -173,9 +170,10 @@ func (s *cacheShard) evictOne() {
 }
 
 func (c *tokenCache) stats() CacheStats {
-	st := CacheStats{Capacity: c.capacity}
+	var st CacheStats
 	for i := range c.shards {
 		s := &c.shards[i]
+		st.Capacity += s.capacity
 		s.mu.RLock()
 		st.Len += len(s.m)
 		s.mu.RUnlock()

@@ -171,8 +171,8 @@ func TestMemoryRevocationListPurge(t *testing.T) {
 	}
 
 	// Writes purge on their own, a minute apart at most, each shard when it
-	// is written to: 5000 writes reach every one of the 256 shards but with
-	// probability 1 - 256·e^(-5000/256) > 1 - 10⁻⁶.
+	// is written to: 5000 writes miss one of the 16 shards with probability
+	// below 16·e^(-5000/16) < 10⁻¹³⁴.
 	now = t0.Add(4 * time.Hour)
 	const late = 5000
 	for i := range late {

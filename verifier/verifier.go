@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -129,9 +130,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*tokenkms.Claims, 
 	if len(token) > p.MaxTokenSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(token), p.MaxTokenSize)
 	}
+	tok := []byte(token) // the one copy: hashed for the cache, split and decoded in place
 	var ck cacheKey
 	if v.cache != nil {
-		ck = tokenKey(token)
+		ck = sha256.Sum256(tok)
 		if e := v.cache.get(ck); e != nil {
 			c, done, err := v.verifyCached(ctx, e)
 			if done && (err == nil || errors.Is(err, ErrKeySource) || errors.Is(err, ErrRevocationCheck)) {
@@ -143,10 +145,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*tokenkms.Claims, 
 			}
 		}
 	}
-	if len(token) > 0 && token[0] == '{' {
-		return nil, fmt.Errorf("%w: JSON serialization; only the compact form is accepted", ErrMalformed)
-	}
-	tok := []byte(token)
 	parts, err := jose.SplitCompact(tok)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
@@ -261,10 +259,8 @@ func (v *Verifier) checkClaims(ctx context.Context, kid string, c *tokenkms.Clai
 			return ErrRevoked
 		}
 	}
-	for _, s := range p.RequiredScopes {
-		if !c.HasScope(s) {
-			return fmt.Errorf("%w: %q not granted", ErrScope, s)
-		}
+	if s := firstMissing(c, p.RequiredScopes); s != "" {
+		return fmt.Errorf("%w: %q not granted", ErrScope, s)
 	}
 	if len(p.AllowedPrincipalTypes) > 0 {
 		if c.PrincipalType == "" {

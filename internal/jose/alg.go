@@ -305,20 +305,3 @@ func putDERInt(dst []byte, v []byte) bool {
 	copy(dst[len(dst)-len(v):], v)
 	return true
 }
-
-// AlgForKey names the default JWS algorithm of a public key, or "".
-func AlgForKey(pub crypto.PublicKey) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		for _, n := range []string{"ES256", "ES384", "ES512"} {
-			if algs[n].Curve == k.Curve {
-				return n
-			}
-		}
-	case *rsa.PublicKey:
-		return "RS256"
-	case ed25519.PublicKey:
-		return "EdDSA"
-	}
-	return ""
-}

@@ -87,7 +87,7 @@ func DecodeClaims(s string, c *tokenkms.Claims) error {
 				return fmt.Errorf("%w: claim %q: %v", ErrSyntax, clip(m.Name), err)
 			}
 			if c.Extra == nil {
-				c.Extra = make(map[string]any, len(ms))
+				c.Extra = make(map[string]any) // most members are registered claims: no size hint
 			}
 			c.Extra[m.Name] = v
 		}

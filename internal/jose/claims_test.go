@@ -167,7 +167,7 @@ func TestParseHeader(t *testing.T) {
 		want jose.Header
 		err  error
 	}{
-		{name: "plain", in: `{"alg":"ES256","kid":"k","typ":"at+jwt"}`, want: jose.Header{Alg: "ES256", KID: "k", Typ: "at+jwt", HasKID: true}},
+		{name: "plain", in: `{"alg":"ES256","kid":"k","typ":"at+jwt"}`, want: jose.Header{Alg: "ES256", KID: "k", Typ: "at+jwt"}},
 		{name: "refused params", in: `{"alg":"ES256","jku":"u","x5u":1,"x5c":[],"jwk":{},"b64":false,"crit":["b64"]}`, want: jose.Header{Alg: "ES256",
 			Refused: jose.ParamJKU | jose.ParamX5U | jose.ParamX5C | jose.ParamJWK | jose.ParamB64 | jose.ParamCrit}},
 		{name: "escaped refused param", in: `{"j\u006bu":"u"}`, want: jose.Header{Refused: jose.ParamJKU}},

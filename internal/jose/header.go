@@ -42,7 +42,6 @@ type Header struct {
 	Alg     string
 	KID     string
 	Typ     string
-	HasKID  bool        // "kid" was present (it may be "")
 	Refused HeaderParam // refused parameters that are present, whatever their value
 }
 
@@ -67,7 +66,6 @@ func ParseHeader(s string) (Header, error) {
 			dst = &h.Alg
 		case "kid":
 			dst = &h.KID
-			h.HasKID = true
 		case "typ":
 			dst = &h.Typ
 		default:
@@ -123,6 +121,9 @@ type Compact struct {
 // to refuse.
 func SplitCompact(tok []byte) (Compact, error) {
 	var c Compact
+	if len(tok) > 0 && tok[0] == '{' {
+		return c, fmt.Errorf("%w: JSON serialization; only the compact form is accepted", ErrSyntax)
+	}
 	i := bytes.IndexByte(tok, '.')
 	if i < 0 {
 		return c, fmt.Errorf("%w: not a compact JWS", ErrSyntax)
