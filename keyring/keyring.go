@@ -432,31 +432,29 @@ func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error)
 	if s.KID() != k.KID || s.Algorithm() != k.Algorithm {
 		return nil, fmt.Errorf("%w: backend key %s/%s does not match record %s/%s", ErrBackend, s.KID(), s.Algorithm(), k.KID, k.Algorithm)
 	}
-	return r.adoptSigner(k, s), nil
+	return r.adoptSigner(k.KID, s), nil
 }
 
-// adoptSigner registers an opened signer, keeping the first one opened.
-func (r *Keyring) adoptSigner(k Key, s signer.Signer) *guardedSigner {
+// adoptSigner registers an opened signer, keeping the first one opened. It
+// guards it by the key's record in the current snapshot, not the record
+// the caller opened it from: a refresh that ran in between (a rotation, a
+// compromise) walked the registered signers before this one was there.
+func (r *Keyring) adoptSigner(kid string, s signer.Signer) *guardedSigner {
 	r.signersMu.Lock()
 	defer r.signersMu.Unlock()
-	if g, ok := r.signers[k.KID]; ok {
+	if g, ok := r.signers[kid]; ok {
 		return g
 	}
 	g := &guardedSigner{inner: s}
+	k, ok := r.snap.Load().keys[kid]
 	switch {
-	case k.State == Compromised || r.frozen[k.KID]:
+	case !ok || k.State == Compromised || r.frozen[kid]:
 		g.frozen = true
 	case k.State != Active:
 		g.deactivate(k.GraceUntil)
 	}
-	r.signers[k.KID] = g
+	r.signers[kid] = g
 	return g
-}
-
-func (r *Keyring) signer(kid string) *guardedSigner {
-	r.signersMu.Lock()
-	defer r.signersMu.Unlock()
-	return r.signers[kid]
 }
 
 // guardedSigner is what Signer hands out: it refuses to sign once its key

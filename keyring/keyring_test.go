@@ -76,17 +76,7 @@ func ctx(t *testing.T, p keyring.Principal) context.Context {
 // bootstrap creates, approves and activates the set's first key.
 func (e *env) bootstrap(t *testing.T) keyring.Key {
 	t.Helper()
-	k, err := e.ring.Create(ctx(t, alice), set)
-	if err != nil {
-		t.Fatalf("Create: %v", err)
-	}
-	if err := e.ring.Approve(ctx(t, bob), k.KID); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := e.ring.Activate(ctx(t, carol), k.KID); err != nil {
-		t.Fatalf("Activate: %v", err)
-	}
-	return e.key(t, k.KID)
+	return e.bootstrapSet(t, set)
 }
 
 func (e *env) key(t *testing.T, kid string) keyring.Key {
@@ -476,6 +466,67 @@ func TestFreezeRace(t *testing.T) {
 	wg.Wait()
 	if late.Load() != 0 {
 		t.Errorf("%d Sign calls started after EmergencyRotate returned and succeeded", late.Load())
+	}
+}
+
+// gatedProvider holds every Open until release is closed, after saying so
+// on opening.
+type gatedProvider struct {
+	signer.Provider
+	opening chan struct{}
+	release chan struct{}
+}
+
+func (p *gatedProvider) Open(ctx context.Context, kid, ref string) (signer.Signer, error) {
+	p.opening <- struct{}{}
+	<-p.release
+	return p.Provider.Open(ctx, kid, ref)
+}
+
+// TestSignerOpenRacingRotation: a Signer call that found the key Active
+// but was still opening it when a rotation made the key Retiring hands out
+// a signer guarded by the key's new state: it refuses to sign and caps
+// tokens at the grace window.
+func TestSignerOpenRacingRotation(t *testing.T) {
+	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &gatedProvider{Provider: local, opening: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, func(c *keyring.Config) { c.Providers = map[string]signer.Provider{"local": prov} })
+	old := e.bootstrap(t)
+	type result struct {
+		s   signer.Signer
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		s, err := e.ring.Signer(context.Background(), set)
+		done <- result{s, err}
+	}()
+	<-prov.opening
+	e.rotateSet(t, set)
+	close(prov.release)
+	got := <-done
+	if got.err != nil {
+		t.Fatalf("Signer: %v", got.err)
+	}
+	if got.s.KID() != old.KID {
+		t.Fatalf("Signer opened %s, want the key it found Active, %s", got.s.KID(), old.KID)
+	}
+	retiring := e.key(t, old.KID)
+	if retiring.State != keyring.Retiring {
+		t.Fatalf("old key is %v after the rotation, want retiring", retiring.State)
+	}
+	if _, err := got.s.Sign(context.Background(), []byte("x")); !errors.Is(err, signer.ErrKeyNotActive) {
+		t.Errorf("Sign with the signer opened across the rotation = %v, want ErrKeyNotActive", err)
+	}
+	var until time.Time
+	if vu, ok := got.s.(signer.VerifiableUntil); ok {
+		until = vu.VerifiableUntil()
+	}
+	if !until.Equal(retiring.GraceUntil) {
+		t.Errorf("signer opened across the rotation is verifiable until %v, want the grace end %v", until, retiring.GraceUntil)
 	}
 }
 

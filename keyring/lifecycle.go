@@ -88,10 +88,13 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		return Key{}, r.failed(ctx, ev, err)
 	}
 	k.Version = 1
-	if state == Active && s != nil {
-		r.adoptSigner(k, s)
+	if err := r.refreshLocked(ctx); err != nil {
+		return k, err
 	}
-	return k, r.refreshLocked(ctx)
+	if state == Active && s != nil {
+		r.adoptSigner(k.KID, s)
+	}
+	return k, nil
 }
 
 // failed audits that an action announced by ev did not take effect, and
@@ -156,9 +159,6 @@ func (r *Keyring) activateLocked(ctx context.Context, p Principal, k Key) error 
 	}
 	if k.State != Pending {
 		return fmt.Errorf("%w: %s is %v, only a pending key can be activated", ErrIllegalState, k.KID, k.State)
-	}
-	if pol.Purpose != Signing && pol.Purpose != Encryption {
-		return fmt.Errorf("%w: %v", ErrWrongPurpose, pol.Purpose)
 	}
 	if !pol.UnsafeSkipApproval {
 		if k.ApprovedBy == "" {

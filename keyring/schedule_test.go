@@ -35,8 +35,9 @@ func TestScheduledYear(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verifier.New: %v", err)
 	}
-	var prev string // a token issued one hour earlier: still within its life
-	activeSince := map[string]time.Time{}
+	var prev string            // a token issued one hour earlier: still within its life
+	var signing string         // the kid of the Active key
+	var signingSince time.Time // when it became the Active key
 	for h := 0; h < 365*24; h++ {
 		e.clock.Advance(time.Hour)
 		if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
@@ -57,9 +58,15 @@ func TestScheduledYear(t *testing.T) {
 		}
 		e.clock.Advance(time.Second)
 		prev = tok
-		s, _ := e.ring.Signer(context.Background(), set)
-		if _, ok := activeSince[s.KID()]; !ok {
-			activeSince[s.KID()] = e.clock.Now()
+		s, err := e.ring.Signer(context.Background(), set)
+		if err != nil {
+			t.Fatalf("hour %d: Signer: %v", h, err)
+		}
+		switch {
+		case s.KID() != signing:
+			signing, signingSince = s.KID(), e.clock.Now()
+		case e.clock.Now().Sub(signingSince) > 90*keyring.Day:
+			t.Fatalf("hour %d: key %s has been the Active key for over 90 days", h, signing)
 		}
 	}
 	keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set})

@@ -151,8 +151,7 @@ func (s *Store) List(ctx context.Context, f keyring.Filter) ([]keyring.Key, erro
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("pgstore: list: %w", err)
 	}
-	keyring.SortKeys(out)
-	return out, nil
+	return out, nil // ORDER BY is SortKeys' order: created_at, then kid bytewise
 }
 
 // Put stores a new key with Version 1.
