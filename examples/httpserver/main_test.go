@@ -99,8 +99,11 @@ func TestServerPersists(t *testing.T) {
 
 	for _, f := range []string{"kek", "keys.json", "audit.log"} {
 		fi, err := os.Stat(filepath.Join(dir, f))
-		if err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", f, err)
+		case fi.Mode().Perm() != 0o600:
+			t.Errorf("%s: mode %v, want 0600", f, fi.Mode().Perm())
 		}
 	}
 	base, _ = start(t, dir)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	gojose "github.com/go-jose/go-jose/v4"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/tokenkms/tokenkms"
@@ -146,8 +145,6 @@ func issue(t testing.TB, k *testKey) string {
 	}
 	return tok
 }
-
-func joseAlg(alg string) gojose.SignatureAlgorithm { return gojose.SignatureAlgorithm(alg) }
 
 func jwxAlg(t testing.TB, alg string) jwa.SignatureAlgorithm {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
 )
 
@@ -44,7 +45,10 @@ func Bench(b *testing.B, provider signer.Provider, alg string, direct Direct) {
 	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
 	defer cancel()
 	r := newRing(b, ctx, provider, alg)
-	k := r.firstKey()
+	k, err := keyringtest.ActivateFirst(ctx, r.kr, Set)
+	if err != nil {
+		b.Fatalf("first key: %v", err)
+	}
 	sdk := direct(b, k.BackendRef)
 	s, err := provider.Open(ctx, k.KID, k.BackendRef)
 	if err != nil {

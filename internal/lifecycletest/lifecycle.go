@@ -3,14 +3,12 @@ package lifecycletest
 import (
 	"context"
 	"crypto"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -208,22 +206,6 @@ func claims(subject string) tokenkms.Claims {
 	return tokenkms.Claims{Subject: subject, ClientID: "lifecycle-client"}
 }
 
-// firstKey creates, approves and activates the set's first key.
-func (r *ring) firstKey() keyring.Key {
-	r.tb.Helper()
-	k, err := r.kr.Create(r.as(keyringtest.Issuer), Set)
-	if err != nil {
-		r.tb.Fatalf("create: %v", err)
-	}
-	if err := r.kr.Approve(r.as(keyringtest.Approver), k.KID); err != nil {
-		r.tb.Fatalf("approve: %v", err)
-	}
-	if err := r.kr.Activate(r.as(keyringtest.Deployer), k.KID); err != nil {
-		r.tb.Fatalf("activate: %v", err)
-	}
-	return k
-}
-
 func (r *ring) tick(when string) {
 	r.tb.Helper()
 	if err := r.kr.Tick(r.ctx); err != nil {
@@ -272,27 +254,27 @@ func (r *ring) mustIssue(subject string, k keyring.Key) string {
 	if err != nil {
 		r.tb.Fatalf("issue for %s: %v", subject, err)
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		r.tb.Fatalf("issue for %s: %d token segments, want 3", subject, len(parts))
+	parts, err := jose.SplitCompact([]byte(tok))
+	if err != nil {
+		r.tb.Fatalf("issue for %s: %v", subject, err)
 	}
-	var h struct{ Alg, Kid, Typ string }
-	rawHeader, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err == nil {
-		err = json.Unmarshal(rawHeader, &h)
-	}
+	rawHeader, err := jose.AppendDecode(nil, parts.Header)
 	if err != nil {
 		r.tb.Fatalf("issue for %s: header does not decode: %v", subject, err)
 	}
-	if h.Kid != k.KID || h.Alg != r.alg || h.Typ != signer.TokenType {
-		r.tb.Fatalf("issue for %s: header kid %q alg %q typ %q; want %q %q %q", subject, h.Kid, h.Alg, h.Typ, k.KID, r.alg, signer.TokenType)
+	h, err := jose.ParseHeader(string(rawHeader))
+	if err != nil {
+		r.tb.Fatalf("issue for %s: header does not parse: %v", subject, err)
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if h.KID != k.KID || h.Alg != r.alg || h.Typ != signer.TokenType {
+		r.tb.Fatalf("issue for %s: header kid %q alg %q typ %q; want %q %q %q", subject, h.KID, h.Alg, h.Typ, k.KID, r.alg, signer.TokenType)
+	}
+	sig, err := jose.AppendDecode(nil, parts.Signature)
 	if err != nil {
 		r.tb.Fatalf("issue for %s: signature does not decode: %v", subject, err)
 	}
 	a, _ := jose.Lookup(r.alg)
-	if err := a.Verify(r.backendPublic(k), []byte(parts[0]+"."+parts[1]), sig); err != nil {
+	if err := a.Verify(r.backendPublic(k), parts.SigningInput, sig); err != nil {
 		r.tb.Fatalf("issue for %s: signature does not verify under the backend's public key of %s: %v", subject, k.KID, err)
 	}
 	return tok
