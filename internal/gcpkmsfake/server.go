@@ -204,43 +204,27 @@ func (s *Server) intercept(ctx context.Context, req any, info *grpc.UnaryServerI
 	return resp, nil
 }
 
+// corrupt applies f's response faults to resp: each response type names
+// its resource name, checksum and payload, and the faults apply to them
+// the same way.
 func corrupt(resp any, f Faults) {
+	var (
+		name    *string
+		crc     **wrapperspb.Int64Value
+		payload []byte
+	)
 	switch r := resp.(type) {
 	case *kmspb.AsymmetricSignResponse:
-		if f.WrongName {
-			r.Name = otherName(r.Name)
-		}
-		if f.CorruptResponseCRC {
-			r.SignatureCrc32C = wrapperspb.Int64(r.SignatureCrc32C.GetValue() ^ 1)
-		}
-		if f.CorruptPayload {
-			r.Signature[len(r.Signature)/2] ^= 1
-		}
+		name, crc, payload = &r.Name, &r.SignatureCrc32C, r.Signature
 		if f.UnverifiedDigest {
 			r.VerifiedDigestCrc32C = false
 		}
 	case *kmspb.PublicKey:
-		if f.WrongName {
-			r.Name = otherName(r.Name)
-		}
-		if f.CorruptResponseCRC {
-			r.PemCrc32C = wrapperspb.Int64(r.PemCrc32C.GetValue() ^ 1)
-		}
-		if f.CorruptPayload {
-			b := []byte(r.Pem)
-			b[len(b)/2] ^= 1
-			r.Pem = string(b)
-		}
+		pem := []byte(r.Pem)
+		name, crc, payload = &r.Name, &r.PemCrc32C, pem
+		defer func() { r.Pem = string(pem) }() // once the payload fault is applied
 	case *kmspb.EncryptResponse:
-		if f.WrongName {
-			r.Name = otherName(r.Name)
-		}
-		if f.CorruptResponseCRC {
-			r.CiphertextCrc32C = wrapperspb.Int64(r.CiphertextCrc32C.GetValue() ^ 1)
-		}
-		if f.CorruptPayload {
-			r.Ciphertext[len(r.Ciphertext)/2] ^= 1
-		}
+		name, crc, payload = &r.Name, &r.CiphertextCrc32C, r.Ciphertext
 		if f.UnverifiedPlaintext {
 			r.VerifiedPlaintextCrc32C = false
 		}
@@ -248,20 +232,20 @@ func corrupt(resp any, f Faults) {
 			r.VerifiedAdditionalAuthenticatedDataCrc32C = false
 		}
 	case *kmspb.DecryptResponse:
-		if f.CorruptResponseCRC {
-			r.PlaintextCrc32C = wrapperspb.Int64(r.PlaintextCrc32C.GetValue() ^ 1)
-		}
-		if f.CorruptPayload && len(r.Plaintext) > 0 {
-			r.Plaintext[len(r.Plaintext)/2] ^= 1
-		}
+		crc, payload = &r.PlaintextCrc32C, r.Plaintext
 	case *kmspb.CryptoKeyVersion:
-		if f.WrongName {
-			r.Name = otherName(r.Name)
-		}
+		name = &r.Name
 	case *kmspb.CryptoKey:
-		if f.WrongName {
-			r.Name = otherName(r.Name)
-		}
+		name = &r.Name
+	}
+	if f.WrongName && name != nil {
+		*name = otherName(*name)
+	}
+	if f.CorruptResponseCRC && crc != nil {
+		*crc = wrapperspb.Int64((*crc).GetValue() ^ 1)
+	}
+	if f.CorruptPayload && len(payload) > 0 {
+		payload[len(payload)/2] ^= 1
 	}
 }
 
