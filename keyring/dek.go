@@ -6,8 +6,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -39,30 +37,17 @@ const (
 // wrapped blob to its kid, set and purpose, so a blob moved to another
 // record does not unwrap.
 func dekAAD(kid, set string) []byte {
-	b := []byte("tokenkms/dek/v1")
-	for _, s := range []string{kid, set, Encryption.String()} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	return boundAAD("tokenkms/dek/v1", kid, set, Encryption.String())
 }
 
 // newDEK generates a data key for record k and returns it sealed by the
 // set's KeyWrapper, base64: the key's BackendRef. The clear key is
 // overwritten before return.
 func (r *Keyring) newDEK(ctx context.Context, k Key) (string, error) {
-	w := r.wrappers[k.Backend]
-	if w == nil {
-		return "", fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, k.Backend)
-	}
 	raw := make([]byte, dekSize)
 	defer clear(raw)
 	rand.Read(raw)
-	wrapped, err := w.Wrap(ctx, raw, dekAAD(k.KID, k.Set))
-	if err != nil {
-		return "", fmt.Errorf("%w: wrap data key %s in %q: %w", ErrBackend, k.KID, k.Backend, err)
-	}
-	return base64.StdEncoding.EncodeToString(wrapped), nil
+	return r.sealRef(ctx, k.Backend, "data key "+k.KID, raw, dekAAD(k.KID, k.Set))
 }
 
 // Encrypt seals plaintext under the Active data key of an Encryption set,
@@ -213,17 +198,9 @@ func (r *Keyring) dataKey(ctx context.Context, k *Key) (cipher.AEAD, error) {
 	if k.BackendRef == "" {
 		return nil, fmt.Errorf("%w: %s has no wrapped material", ErrDataKeyDestroyed, k.KID)
 	}
-	w := r.wrappers[k.Backend]
-	if w == nil {
-		return nil, fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, k.Backend)
-	}
-	wrapped, err := base64.StdEncoding.DecodeString(k.BackendRef)
+	raw, err := r.openRef(ctx, k, "data key "+k.KID, dekAAD(k.KID, k.Set))
 	if err != nil {
-		return nil, fmt.Errorf("%w: data key %s: malformed reference", ErrBackend, k.KID)
-	}
-	raw, err := w.Unwrap(ctx, wrapped, dekAAD(k.KID, k.Set))
-	if err != nil {
-		return nil, fmt.Errorf("%w: unwrap data key %s: %w", ErrBackend, k.KID, err)
+		return nil, err
 	}
 	defer clear(raw)
 	if len(raw) != dekSize {

@@ -3,8 +3,6 @@ package keyring
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,12 +134,7 @@ func secretVersion(k Key) int {
 
 // secretAAD binds a sealed value to its record: kid, secret and version.
 func secretAAD(kid, name string, version int) []byte {
-	b := []byte("tokenkms/secret/v1")
-	for _, s := range []string{kid, name, strconv.Itoa(version)} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b
+	return boundAAD("tokenkms/secret/v1", kid, name, strconv.Itoa(version))
 }
 
 // secretPolicies fills defaults and checks the secret policies.
@@ -264,11 +257,11 @@ func (r *Keyring) rotateSecretLocked(ctx context.Context, p Principal, pol Secre
 		KID: newKID(), Set: set, Purpose: Secret, Algorithm: secretAlg(next), State: Pending,
 		Owner: pol.Owner, CreatedBy: p.ID, CreatedAt: now, RotateBy: now.Add(pol.RotationPeriod), Backend: pol.Backend,
 	}
-	wrapped, err := r.wrappers[pol.Backend].Wrap(ctx, value, secretAAD(k.KID, pol.Name, next))
+	ref, err := r.sealRef(ctx, pol.Backend, fmt.Sprintf("secret %q version %d", pol.Name, next), value, secretAAD(k.KID, pol.Name, next))
 	if err != nil {
-		return SecretValue{}, fmt.Errorf("%w: seal secret %q version %d in %q: %w", ErrBackend, pol.Name, next, pol.Backend, err)
+		return SecretValue{}, err
 	}
-	k.BackendRef = base64.StdEncoding.EncodeToString(wrapped)
+	k.BackendRef = ref
 
 	typ := audit.SecretRotated
 	if !hasCurrent {
@@ -435,17 +428,9 @@ func (r *Keyring) openSecret(ctx context.Context, name string, k Key) (SecretVal
 	default:
 		return SecretValue{}, fmt.Errorf("%w: %q version %d is %v", ErrSecretRevoked, name, v, k.State)
 	}
-	w := r.wrappers[k.Backend]
-	if w == nil {
-		return SecretValue{}, fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, k.Backend)
-	}
-	wrapped, err := base64.StdEncoding.DecodeString(k.BackendRef)
+	value, err := r.openRef(ctx, &k, fmt.Sprintf("secret %q version %d", name, v), secretAAD(k.KID, name, v))
 	if err != nil {
-		return SecretValue{}, fmt.Errorf("%w: secret %q version %d: malformed reference", ErrBackend, name, v)
-	}
-	value, err := w.Unwrap(ctx, wrapped, secretAAD(k.KID, name, v))
-	if err != nil {
-		return SecretValue{}, fmt.Errorf("%w: unseal secret %q version %d: %w", ErrBackend, name, v, err)
+		return SecretValue{}, err
 	}
 	defer clear(value)
 	return newSecretValue(name, k, value), nil
