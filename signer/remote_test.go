@@ -8,7 +8,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/signer"
 )
 
@@ -161,16 +161,6 @@ func TestRemoteSignerSigns(t *testing.T) {
 	}
 }
 
-// derSignature encodes r and s as ECDSA's ASN.1 DER.
-func derSignature(t *testing.T, r, s *big.Int) []byte {
-	t.Helper()
-	b, err := asn1.Marshal(struct{ R, S *big.Int }{r, s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestRemoteSignerChecksAnswers(t *testing.T) {
 	n := elliptic.P256().Params().N
 	keys := remoteKeys(t)
@@ -220,10 +210,10 @@ func TestRemoteSignerChecksAnswers(t *testing.T) {
 		{"EC empty", "ES256", fixed(nil), all},
 		{"EC trailing data", "ES256", func(_, s []byte) []byte { return append(append([]byte(nil), s...), 0) }, all},
 		{"EC raw r||s instead of DER", "ES256", fixed(bytes.Repeat([]byte{0x11}, 64)), all},
-		{"EC r zero", "ES256", fixed(derSignature(t, big.NewInt(0), big.NewInt(5))), all},
-		{"EC s negative", "ES256", fixed(derSignature(t, big.NewInt(5), big.NewInt(-5))), all},
-		{"EC r equals n", "ES256", fixed(derSignature(t, n, big.NewInt(5))), all},
-		{"EC s above n", "ES256", fixed(derSignature(t, big.NewInt(5), new(big.Int).Add(n, big.NewInt(1)))), all},
+		{"EC r zero", "ES256", fixed(lifecycletest.DERSig(big.NewInt(0), big.NewInt(5))), all},
+		{"EC s negative", "ES256", fixed(lifecycletest.DERSig(big.NewInt(5), big.NewInt(-5))), all},
+		{"EC r equals n", "ES256", fixed(lifecycletest.DERSig(n, big.NewInt(5))), all},
+		{"EC s above n", "ES256", fixed(lifecycletest.DERSig(big.NewInt(5), new(big.Int).Add(n, big.NewInt(1)))), all},
 		{"EC of the larger curve", "ES256", signedBy(keys.p384, crypto.SHA256), all},
 		{"RSA one byte short", "RS256", func(_, s []byte) []byte { return s[1:] }, all},
 		{"RSA one byte long", "RS256", func(_, s []byte) []byte { return append([]byte{0}, s...) }, all},

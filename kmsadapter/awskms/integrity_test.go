@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"math/big"
 	"testing"
@@ -14,17 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/kmsadapter/awskms"
 	"github.com/tokenkms/tokenkms/signer"
 )
-
-func derSig(r, s *big.Int) []byte {
-	b, err := asn1.Marshal(struct{ R, S *big.Int }{r, s})
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 // TestCorruptedSignResponse corrupts the real backend's Sign responses and
 // checks that the adapter refuses each one.
@@ -44,14 +36,16 @@ func TestCorruptedSignResponse(t *testing.T) {
 		{name: "DER cut short", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = o.Signature[:len(o.Signature)-1] }},
 		{name: "DER trailing byte", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = append(o.Signature, 0) }},
 		{name: "raw r||s instead of DER", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = make([]byte, 64) }},
-		{name: "r = n", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = derSig(n256, big.NewInt(1)) }},
-		{name: "s = n", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = derSig(big.NewInt(1), n256) }},
-		{name: "r too large for P-256", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = derSig(new(big.Int).Lsh(big.NewInt(1), 300), big.NewInt(1)) }},
-		{name: "zero s", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = derSig(big.NewInt(1), big.NewInt(0)) }},
+		{name: "r = n", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = lifecycletest.DERSig(n256, big.NewInt(1)) }},
+		{name: "s = n", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = lifecycletest.DERSig(big.NewInt(1), n256) }},
+		{name: "r too large for P-256", alg: "ES256", edit: func(o *kms.SignOutput) {
+			o.Signature = lifecycletest.DERSig(new(big.Int).Lsh(big.NewInt(1), 300), big.NewInt(1))
+		}},
+		{name: "zero s", alg: "ES256", edit: func(o *kms.SignOutput) { o.Signature = lifecycletest.DERSig(big.NewInt(1), big.NewInt(0)) }},
 		{name: "ECDSA signature of another digest", alg: "ES256", opts: &awskms.Options{VerifyECDSA: true},
-			edit: func(o *kms.SignOutput) { o.Signature = derSig(big.NewInt(12345), big.NewInt(67890)) }},
+			edit: func(o *kms.SignOutput) { o.Signature = lifecycletest.DERSig(big.NewInt(12345), big.NewInt(67890)) }},
 		{name: "ES384 signature of another digest", alg: "ES384", opts: &awskms.Options{VerifyECDSA: true},
-			edit: func(o *kms.SignOutput) { o.Signature = derSig(big.NewInt(12345), big.NewInt(67890)) }},
+			edit: func(o *kms.SignOutput) { o.Signature = lifecycletest.DERSig(big.NewInt(12345), big.NewInt(67890)) }},
 		{name: "RSA bit flipped", alg: "RS256", edit: func(o *kms.SignOutput) { o.Signature[10] ^= 1 }},
 		{name: "RSA cut short", alg: "RS256", edit: func(o *kms.SignOutput) { o.Signature = o.Signature[1:] }},
 		{name: "RSA other key", alg: "RS256", edit: func(o *kms.SignOutput) { o.KeyId = aws.String(fakeARN) }},

@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -19,50 +17,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/kmsadapter/awskms"
 	"github.com/tokenkms/tokenkms/signer"
 )
 
 const input = "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiYXQrand0In0.eyJzdWIiOiJhbGljZSJ9"
-
-// verifyDirect checks sig over input with crypto/ecdsa or crypto/rsa
-// directly, apart from internal/jose.
-func verifyDirect(t *testing.T, alg string, pub crypto.PublicKey, msg, sig []byte) {
-	t.Helper()
-	var h crypto.Hash
-	var digest []byte
-	switch alg {
-	case "ES384":
-		d := sha512.Sum384(msg)
-		h, digest = crypto.SHA384, d[:]
-	default:
-		d := sha256.Sum256(msg)
-		h, digest = crypto.SHA256, d[:]
-	}
-	var err error
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*size {
-			t.Fatalf("%s signature is %d bytes, want %d (r||s)", alg, len(sig), 2*size)
-		}
-		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
-		if !ecdsa.Verify(k, digest, r, s) {
-			err = errors.New("ecdsa.Verify failed")
-		}
-	case *rsa.PublicKey:
-		if alg == "PS256" {
-			err = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			err = rsa.VerifyPKCS1v15(k, h, digest, sig)
-		}
-	default:
-		t.Fatalf("public key of type %T", pub)
-	}
-	if err != nil {
-		t.Fatalf("%s: direct verification: %v", alg, err)
-	}
-}
 
 func TestSignVerifiesWithTwoImplementations(t *testing.T) {
 	c := localKMS(t)
@@ -124,7 +84,7 @@ func TestSignVerifiesWithTwoImplementations(t *testing.T) {
 			if err := a.Verify(s.Public(), []byte(input), sig); err != nil {
 				t.Fatalf("jose.Verify: %v", err)
 			}
-			verifyDirect(t, tc.alg, s.Public(), []byte(input), sig)
+			lifecycletest.VerifyStd(t, tc.alg, s.Public(), []byte(input), sig)
 			if err := a.Verify(s.Public(), []byte(input+"x"), sig); !errors.Is(err, jose.ErrBadSignature) {
 				t.Fatalf("Verify of another input: got %v, want %v", err, jose.ErrBadSignature)
 			}
@@ -137,7 +97,7 @@ func TestSignVerifiesWithTwoImplementations(t *testing.T) {
 			if err != nil {
 				t.Fatalf("SignDigest: %v", err)
 			}
-			verifyDirect(t, tc.alg, s.Public(), []byte(input), dsig)
+			lifecycletest.VerifyStd(t, tc.alg, s.Public(), []byte(input), dsig)
 
 			// Reopened from the reference, the key signs the same way.
 			s2, err := p.Open(ctx, kid, ref)
@@ -151,7 +111,7 @@ func TestSignVerifiesWithTwoImplementations(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Sign after Open: %v", err)
 			}
-			verifyDirect(t, tc.alg, s.Public(), []byte(input), sig2)
+			lifecycletest.VerifyStd(t, tc.alg, s.Public(), []byte(input), sig2)
 		})
 	}
 }
@@ -238,7 +198,7 @@ func TestPS256(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Sign with a backend using salt = hash length: %v", err)
 		}
-		verifyDirect(t, "PS256", pub, []byte(input), sig)
+		lifecycletest.VerifyStd(t, "PS256", pub, []byte(input), sig)
 		return
 	}
 	t.Log("backend signs PSS with another salt length, as local-kms does")

@@ -5,12 +5,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
 	"fmt"
-	"math/big"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,6 +25,7 @@ import (
 
 	"github.com/tokenkms/tokenkms/internal/gcpkmsfake"
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/kmsadapter/gcpkms"
 	"github.com/tokenkms/tokenkms/signer"
 )
@@ -75,39 +74,6 @@ func (e env) generate(t testing.TB, kid, alg string) (signer.Signer, string) {
 	return s, ref
 }
 
-// verifyDirect checks a JWS signature with crypto/ecdsa and crypto/rsa
-// only, independently of internal/jose.
-func verifyDirect(t *testing.T, alg string, pub crypto.PublicKey, in, sig []byte) {
-	t.Helper()
-	var ok bool
-	switch alg {
-	case "ES256", "ES384":
-		var d []byte
-		if alg == "ES256" {
-			h := sha256.Sum256(in)
-			d = h[:]
-		} else {
-			h := sha512.Sum384(in)
-			d = h[:]
-		}
-		k := pub.(*ecdsa.PublicKey)
-		n := (k.Curve.Params().BitSize + 7) / 8
-		if len(sig) != 2*n {
-			t.Fatalf("%s signature is %d bytes, want %d", alg, len(sig), 2*n)
-		}
-		ok = ecdsa.Verify(k, d, new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:]))
-	case "RS256":
-		h := sha256.Sum256(in)
-		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, h[:], sig) == nil
-	case "PS256":
-		h := sha256.Sum256(in)
-		ok = rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, h[:], sig, &rsa.PSSOptions{SaltLength: 32}) == nil
-	}
-	if !ok {
-		t.Fatalf("%s signature does not verify with the standard library", alg)
-	}
-}
-
 func TestGenerateSignOpen(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
@@ -142,7 +108,7 @@ func TestGenerateSignOpen(t *testing.T) {
 				if err := a.Verify(s.Public(), in, sig); err != nil {
 					t.Fatalf("jose Verify: %v", err)
 				}
-				verifyDirect(t, tc.alg, s.Public(), in, sig)
+				lifecycletest.VerifyStd(t, tc.alg, s.Public(), in, sig)
 			}
 
 			ck, err := e.client.GetCryptoKey(ctx, &kmspb.GetCryptoKeyRequest{Name: strings.TrimSuffix(ref, "/cryptoKeyVersions/1")})
@@ -177,7 +143,7 @@ func TestGenerateSignOpen(t *testing.T) {
 			if err := a.Verify(s.Public(), []byte(input), sig); err != nil {
 				t.Fatalf("jose Verify after Open: %v", err)
 			}
-			verifyDirect(t, tc.alg, s.Public(), []byte(input), sig)
+			lifecycletest.VerifyStd(t, tc.alg, s.Public(), []byte(input), sig)
 		})
 	}
 }
@@ -360,7 +326,7 @@ func TestSignDigest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SignDigest: %v", err)
 	}
-	verifyDirect(t, "ES384", s.Public(), []byte(input), sig)
+	lifecycletest.VerifyStd(t, "ES384", s.Public(), []byte(input), sig)
 
 	before := e.srv.Calls("AsymmetricSign")
 	for _, n := range []int{0, 32, 47, 49, 64} {
@@ -445,7 +411,7 @@ func TestSignIntegrityFaults(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Sign after the fault cleared: %v", err)
 					}
-					verifyDirect(t, alg, s.Public(), []byte(input), sig)
+					lifecycletest.VerifyStd(t, alg, s.Public(), []byte(input), sig)
 				})
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/kmsadapter/pkcs11"
 	"github.com/tokenkms/tokenkms/signer"
 )
@@ -148,11 +148,6 @@ func openFake(t *testing.T, alg string, key *faultKey, opts pkcs11.Options) sign
 	return s
 }
 
-func derSig(r, s *big.Int) []byte {
-	b, _ := asn1.Marshal(struct{ R, S *big.Int }{r, s})
-	return b
-}
-
 // TestCorruptedSignature: a token answer that is malformed, out of range
 // or (where checked) does not verify is refused with ErrBackendIntegrity.
 func TestCorruptedSignature(t *testing.T) {
@@ -172,12 +167,12 @@ func TestCorruptedSignature(t *testing.T) {
 		{"EC garbage", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return []byte{0x30, 0x01, 0x02} }},
 		{"EC empty", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return nil }},
 		{"EC trailing data", "ES256", ecKey, pkcs11.Options{}, func(s []byte) []byte { return append(append([]byte(nil), s...), 0) }},
-		{"EC r zero", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return derSig(big.NewInt(0), big.NewInt(5)) }},
-		{"EC s negative", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return derSig(big.NewInt(5), big.NewInt(-5)) }},
-		{"EC r equals n", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return derSig(n, big.NewInt(5)) }},
-		{"EC s above n", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return derSig(big.NewInt(5), new(big.Int).Add(n, big.NewInt(1))) }},
-		{"EC too large", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return derSig(big.NewInt(5), new(big.Int).Lsh(big.NewInt(1), 300)) }},
-		{"EC bad signature, verified", "ES256", ecKey, pkcs11.Options{VerifyECDSA: true}, func([]byte) []byte { return derSig(big.NewInt(5), big.NewInt(7)) }},
+		{"EC r zero", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return lifecycletest.DERSig(big.NewInt(0), big.NewInt(5)) }},
+		{"EC s negative", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return lifecycletest.DERSig(big.NewInt(5), big.NewInt(-5)) }},
+		{"EC r equals n", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return lifecycletest.DERSig(n, big.NewInt(5)) }},
+		{"EC s above n", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return lifecycletest.DERSig(big.NewInt(5), new(big.Int).Add(n, big.NewInt(1))) }},
+		{"EC too large", "ES256", ecKey, pkcs11.Options{}, func([]byte) []byte { return lifecycletest.DERSig(big.NewInt(5), new(big.Int).Lsh(big.NewInt(1), 300)) }},
+		{"EC bad signature, verified", "ES256", ecKey, pkcs11.Options{VerifyECDSA: true}, func([]byte) []byte { return lifecycletest.DERSig(big.NewInt(5), big.NewInt(7)) }},
 		{"RSA flipped", "RS256", rsaKey, pkcs11.Options{}, flipLast},
 		{"PSS flipped", "PS256", rsaKey, pkcs11.Options{}, flipLast},
 		{"RSA short", "RS256", rsaKey, pkcs11.Options{}, func(s []byte) []byte { return s[1:] }},

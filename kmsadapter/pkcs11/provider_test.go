@@ -5,12 +5,9 @@ package pkcs11_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +16,7 @@ import (
 	p11 "github.com/miekg/pkcs11"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/kmsadapter/pkcs11"
 	"github.com/tokenkms/tokenkms/signer"
@@ -31,39 +29,6 @@ func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// verifyStd checks a JWS signature with crypto/ecdsa or crypto/rsa
-// directly, a second implementation beside internal/jose.
-func verifyStd(t *testing.T, alg string, pub crypto.PublicKey, input, sig []byte) {
-	t.Helper()
-	a, _ := jose.Lookup(alg)
-	h := a.Hash.New()
-	h.Write(input)
-	digest := h.Sum(nil)
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if len(sig) != 2*a.Size {
-			t.Fatalf("%s signature is %d bytes, want %d", alg, len(sig), 2*a.Size)
-		}
-		r := new(big.Int).SetBytes(sig[:a.Size])
-		s := new(big.Int).SetBytes(sig[a.Size:])
-		if !ecdsa.Verify(k, digest, r, s) {
-			t.Fatalf("crypto/ecdsa: %s signature does not verify", alg)
-		}
-	case *rsa.PublicKey:
-		var err error
-		if alg == "PS256" {
-			err = rsa.VerifyPSS(k, crypto.SHA256, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			err = rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig)
-		}
-		if err != nil {
-			t.Fatalf("crypto/rsa: %s signature does not verify: %v", alg, err)
-		}
-	default:
-		t.Fatalf("public key of type %T", pub)
-	}
 }
 
 func TestGenerateSignOpen(t *testing.T) {
@@ -95,7 +60,7 @@ func TestGenerateSignOpen(t *testing.T) {
 				if err := a.Verify(s.Public(), input, sig); err != nil {
 					t.Fatalf("jose.Verify: %v", err)
 				}
-				verifyStd(t, alg, s.Public(), input, sig)
+				lifecycletest.VerifyStd(t, alg, s.Public(), input, sig)
 
 				ds, ok := s.(signer.DigestSigner)
 				if !ok {
@@ -105,7 +70,7 @@ func TestGenerateSignOpen(t *testing.T) {
 				if err != nil {
 					t.Fatalf("SignDigest: %v", err)
 				}
-				verifyStd(t, alg, s.Public(), input, dsig)
+				lifecycletest.VerifyStd(t, alg, s.Public(), input, dsig)
 
 				o, err := p.Open(ctx, kid, ref)
 				if err != nil {
@@ -121,7 +86,7 @@ func TestGenerateSignOpen(t *testing.T) {
 				if err := a.Verify(s.Public(), input, osig); err != nil {
 					t.Fatalf("jose.Verify after Open: %v", err)
 				}
-				verifyStd(t, alg, s.Public(), input, osig)
+				lifecycletest.VerifyStd(t, alg, s.Public(), input, osig)
 			})
 		}
 	}
