@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 )
@@ -84,15 +85,8 @@ func (m *MemStore) List(ctx context.Context, f Filter) ([]Key, error) {
 		return nil, err
 	}
 	m.mu.RLock()
-	out := make([]Key, 0, len(m.keys))
-	for _, k := range m.keys {
-		if f.Match(k) {
-			out = append(out, k)
-		}
-	}
-	m.mu.RUnlock()
-	SortKeys(out)
-	return out, nil
+	defer m.mu.RUnlock()
+	return ListMatching(m.keys, f), nil
 }
 
 // Put stores a new key with Version 1.
@@ -125,18 +119,44 @@ func (m *MemStore) UpdateBatch(ctx context.Context, updates []KeyUpdate) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	next, err := ApplyUpdates(m.keys, updates)
+	if err != nil {
+		return err
+	}
+	m.keys = next
+	return nil
+}
+
+// ListMatching returns the keys of a map-held store that match f, in
+// SortKeys order: List for a KeyStore that keeps its keys in a map.
+func ListMatching(keys map[string]Key, f Filter) []Key {
+	out := make([]Key, 0, len(keys))
+	for _, k := range keys {
+		if f.Match(k) {
+			out = append(out, k)
+		}
+	}
+	SortKeys(out)
+	return out
+}
+
+// ApplyUpdates applies updates to a copy of keys, in order, each against
+// the state the ones before it left (as a transaction would), and returns
+// the copy, or the first refusal (ErrNotFound, ErrConflict) and nothing:
+// UpdateBatch for a KeyStore that keeps its keys in a map. keys itself is
+// never modified.
+func ApplyUpdates(keys map[string]Key, updates []KeyUpdate) (map[string]Key, error) {
+	next := maps.Clone(keys)
 	for _, u := range updates {
-		cur, ok := m.keys[u.Key.KID]
+		cur, ok := next[u.Key.KID]
 		if !ok {
-			return fmt.Errorf("%w: %s", ErrNotFound, u.Key.KID)
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, u.Key.KID)
 		}
 		if cur.Version != u.ExpectVersion {
-			return fmt.Errorf("%w: %s at version %d, expected %d", ErrConflict, u.Key.KID, cur.Version, u.ExpectVersion)
+			return nil, fmt.Errorf("%w: %s at version %d, expected %d", ErrConflict, u.Key.KID, cur.Version, u.ExpectVersion)
 		}
-	}
-	for _, u := range updates {
 		u.Key.Version = u.ExpectVersion + 1
-		m.keys[u.Key.KID] = u.Key
+		next[u.Key.KID] = u.Key
 	}
-	return nil
+	return next, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -305,19 +306,11 @@ func (s *Store) List(ctx context.Context, f keyring.Filter) ([]keyring.Key, erro
 		return nil, err
 	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
-		s.mu.RUnlock()
 		return nil, ErrClosed
 	}
-	out := make([]keyring.Key, 0, len(s.keys))
-	for _, k := range s.keys {
-		if f.Match(k) {
-			out = append(out, k)
-		}
-	}
-	s.mu.RUnlock()
-	keyring.SortKeys(out)
-	return out, nil
+	return keyring.ListMatching(s.keys, f), nil
 }
 
 // Put stores a new key with Version 1.
@@ -337,7 +330,7 @@ func (s *Store) Put(ctx context.Context, k keyring.Key) error {
 		return fmt.Errorf("%w: %s", keyring.ErrExists, k.KID)
 	}
 	k.Version = 1
-	next := cloneMap(s.keys)
+	next := maps.Clone(s.keys)
 	next[k.KID] = k
 	return s.commit(next)
 }
@@ -357,17 +350,9 @@ func (s *Store) UpdateBatch(ctx context.Context, updates []keyring.KeyUpdate) er
 	if s.closed {
 		return ErrClosed
 	}
-	next := cloneMap(s.keys)
-	for _, u := range updates {
-		cur, ok := next[u.Key.KID]
-		if !ok {
-			return fmt.Errorf("%w: %s", keyring.ErrNotFound, u.Key.KID)
-		}
-		if cur.Version != u.ExpectVersion {
-			return fmt.Errorf("%w: %s at version %d, expected %d", keyring.ErrConflict, u.Key.KID, cur.Version, u.ExpectVersion)
-		}
-		u.Key.Version = u.ExpectVersion + 1
-		next[u.Key.KID] = u.Key
+	next, err := keyring.ApplyUpdates(s.keys, updates)
+	if err != nil {
+		return err
 	}
 	return s.commit(next)
 }
@@ -379,14 +364,6 @@ func (s *Store) commit(next map[string]keyring.Key) error {
 	}
 	s.keys = next
 	return nil
-}
-
-func cloneMap(m map[string]keyring.Key) map[string]keyring.Key {
-	out := make(map[string]keyring.Key, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // String names the store without its content.

@@ -216,6 +216,30 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) keyring.KeyStore) {
 			t.Errorf("after batch: a %v v%d, c %v v%d; want retiring v2, active v2", ga.State, ga.Version, gc.State, gc.Version)
 		}
 	})
+	t.Run("BatchInOrder", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		b := s.(keyring.BatchUpdater)
+		a := SampleKey("a", "set-a", keyring.Active, time.Unix(1_700_000_000, 0))
+		if err := s.Put(ctx, a); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		a2, a3 := a, a
+		a2.State, a3.State = keyring.Retiring, keyring.Retired
+		// Each update sees the one before it, as in a transaction.
+		if err := b.UpdateBatch(ctx, []keyring.KeyUpdate{{Key: a2, ExpectVersion: 1}, {Key: a3, ExpectVersion: 2}}); err != nil {
+			t.Fatalf("UpdateBatch of one key twice: %v", err)
+		}
+		if got, _ := s.Get(ctx, "a"); got.State != keyring.Retired || got.Version != 3 {
+			t.Errorf("after the batch: a is %v v%d, want retired v3", got.State, got.Version)
+		}
+		err := b.UpdateBatch(ctx, []keyring.KeyUpdate{{Key: a2, ExpectVersion: 3}, {Key: a3, ExpectVersion: 3}})
+		if !errors.Is(err, keyring.ErrConflict) {
+			t.Fatalf("UpdateBatch whose second update expects the version the first replaced = %v, want ErrConflict", err)
+		}
+		if got, _ := s.Get(ctx, "a"); got.State != keyring.Retired || got.Version != 3 {
+			t.Errorf("failed batch left a half-applied change: a is %v v%d", got.State, got.Version)
+		}
+	})
 }
 
 // SampleKey returns a complete signing key record (with a real P-256
