@@ -111,27 +111,24 @@ func compile(p Policy) (*policy, error) {
 	c.Types = slices.Clone(types)
 
 	var err error
-	if c.Leeway, err = duration("Leeway", p.Leeway, DefaultLeeway, MaxLeeway); err != nil {
+	if c.Leeway, err = bounded("Leeway", p.Leeway, DefaultLeeway, MaxLeeway); err != nil {
 		return nil, err
 	}
-	if c.MaxTokenAge, err = duration("MaxTokenAge", p.MaxTokenAge, DefaultMaxTokenAge, 0); err != nil {
+	if c.MaxTokenAge, err = bounded("MaxTokenAge", p.MaxTokenAge, DefaultMaxTokenAge, 0); err != nil {
 		return nil, err
 	}
-	if c.MaxLifetime, err = duration("MaxLifetime", p.MaxLifetime, DefaultMaxLifetime, 0); err != nil {
+	if c.MaxLifetime, err = bounded("MaxLifetime", p.MaxLifetime, DefaultMaxLifetime, 0); err != nil {
 		return nil, err
 	}
-	switch {
-	case p.MaxTokenSize < 0:
-		return nil, policyError("MaxTokenSize", "negative")
-	case p.MaxTokenSize == 0:
-		c.MaxTokenSize = DefaultMaxTokenSize
-	case p.MaxTokenSize > MaxMaxTokenSize:
-		return nil, policyError("MaxTokenSize", "%d exceeds %d", p.MaxTokenSize, MaxMaxTokenSize)
+	if c.MaxTokenSize, err = bounded("MaxTokenSize", p.MaxTokenSize, DefaultMaxTokenSize, MaxMaxTokenSize); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-func duration(field string, d, def, max time.Duration) (time.Duration, error) {
+// bounded checks a Policy limit: negative is an error, zero takes def, and
+// above max (when max > 0) is an error.
+func bounded[T int | time.Duration](field string, d, def, max T) (T, error) {
 	switch {
 	case d < 0:
 		return 0, policyError(field, "negative")
@@ -143,22 +140,24 @@ func duration(field string, d, def, max time.Duration) (time.Duration, error) {
 	return d, nil
 }
 
-// normalType drops a leading "application/" (RFC 7515 §4.1.9) and lowers
-// the case.
-func normalType(t string) string {
+// trimApplication drops a leading "application/", in any case (RFC 7515
+// §4.1.9).
+func trimApplication(t string) string {
 	const prefix = "application/"
 	if len(t) >= len(prefix) && strings.EqualFold(t[:len(prefix)], prefix) {
-		t = t[len(prefix):]
+		return t[len(prefix):]
 	}
-	return strings.ToLower(t)
+	return t
+}
+
+// normalType drops a leading "application/" and lowers the case.
+func normalType(t string) string {
+	return strings.ToLower(trimApplication(t))
 }
 
 // typeAllowed compares typ with the accepted types without allocating.
 func (p *policy) typeAllowed(typ string) bool {
-	const prefix = "application/"
-	if len(typ) >= len(prefix) && strings.EqualFold(typ[:len(prefix)], prefix) {
-		typ = typ[len(prefix):]
-	}
+	typ = trimApplication(typ)
 	for _, t := range p.types {
 		if strings.EqualFold(typ, t) {
 			return true
