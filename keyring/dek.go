@@ -171,7 +171,7 @@ func (r *Keyring) dataKeyUsable(k *Key) error {
 		return fmt.Errorf("%w: %s", ErrDataKeyDestroyed, k.KID)
 	case k.State == Retired || k.State == Compromised:
 		return fmt.Errorf("%w: %s is %v", ErrDataKeyRetired, k.KID, k.State)
-	case k.State == Retiring && !r.now().Before(k.GraceUntil):
+	case k.graceEnded(r.now()):
 		return fmt.Errorf("%w: %s: its grace ended at %s", ErrDataKeyRetired, k.KID, k.GraceUntil.UTC().Format(time.RFC3339))
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"crypto"
 	"fmt"
 	"time"
+
+	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // State is where a key is in its life. Keys move one way:
@@ -113,3 +115,14 @@ func (k Key) String() string {
 
 // GoString keeps %#v short and free of the backend reference.
 func (k Key) GoString() string { return k.String() }
+
+// graceEnded reports whether k is Retiring and its grace window is over at
+// now: from then on it neither verifies, nor decrypts, nor is read.
+func (k *Key) graceEnded(now time.Time) bool {
+	return k.State == Retiring && !now.Before(k.GraceUntil)
+}
+
+// verifierKey is k as a verifier sees it.
+func (k *Key) verifierKey() verifier.Key {
+	return verifier.Key{KID: k.KID, Set: k.Set, Algorithm: k.Algorithm, Public: k.Public}
+}

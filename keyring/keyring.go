@@ -303,10 +303,10 @@ func (r *Keyring) VerificationKey(_ context.Context, kid string) (verifier.Key, 
 		return verifier.Key{}, verifier.ErrKeyCompromised
 	case k.State == Retired || k.State == Destroyed:
 		return verifier.Key{}, verifier.ErrKeyRetired
-	case k.State == Retiring && !r.now().Before(k.GraceUntil):
+	case k.graceEnded(r.now()):
 		return verifier.Key{}, verifier.ErrKeyRetired
 	}
-	return verifier.Key{KID: k.KID, Set: k.Set, Algorithm: k.Algorithm, Public: k.Public}, nil
+	return k.verifierKey(), nil
 }
 
 // PublicKeys returns the keys the JWKS publishes (R5.1): the Pending,
@@ -316,7 +316,7 @@ func (r *Keyring) PublicKeys(ctx context.Context) ([]verifier.Key, error) {
 	out := make([]verifier.Key, 0, len(s.keys))
 	for _, name := range r.setOrder {
 		for _, k := range r.published(s, name) {
-			out = append(out, verifier.Key{KID: k.KID, Set: k.Set, Algorithm: k.Algorithm, Public: k.Public})
+			out = append(out, k.verifierKey())
 		}
 	}
 	return out, nil
@@ -326,13 +326,9 @@ func (r *Keyring) published(s *snapshot, set string) []Key {
 	now := r.now()
 	var out []Key
 	for _, k := range s.keys {
-		if k.Set != set || k.Purpose != Signing || !k.State.Published() {
-			continue
+		if k.Set == set && k.Purpose == Signing && k.State.Published() && !k.graceEnded(now) {
+			out = append(out, *k)
 		}
-		if k.State == Retiring && !now.Before(k.GraceUntil) {
-			continue
-		}
-		out = append(out, *k)
 	}
 	SortKeys(out)
 	return out

@@ -405,7 +405,7 @@ func (r *Keyring) Tick(ctx context.Context) error {
 		pol := r.sets[set]
 		for _, k := range r.snapshotKeys(set) {
 			switch {
-			case k.State == Retiring && !now.Before(k.GraceUntil):
+			case k.graceEnded(now):
 				errs = append(errs, r.retireLocked(ctx, p, k, "grace window over"))
 			case k.State == Pending && !k.ActivateAt.IsZero() && !now.Before(k.ActivateAt):
 				if k.ApprovedBy == "" && !pol.UnsafeSkipApproval {

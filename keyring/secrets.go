@@ -422,7 +422,7 @@ func (r *Keyring) openSecret(ctx context.Context, name string, k Key) (SecretVal
 	v := secretVersion(k)
 	switch {
 	case k.State == Active:
-	case k.State == Retiring && r.now().Before(k.GraceUntil):
+	case k.State == Retiring && !k.graceEnded(r.now()):
 	case k.State == Retiring:
 		return SecretValue{}, fmt.Errorf("%w: %q version %d: its window ended at %s", ErrSecretRevoked, name, v, k.GraceUntil.UTC().Format(time.RFC3339))
 	default:
@@ -457,7 +457,7 @@ func (r *Keyring) tickSecretsLocked(ctx context.Context) error {
 	for _, name := range slices.Sorted(maps.Keys(r.secrets)) {
 		for _, k := range r.snapshotKeys(secretSet(name)) {
 			switch {
-			case k.State == Retiring && !now.Before(k.GraceUntil):
+			case k.graceEnded(now):
 				old := k
 				k.State, k.RetiredAt = Retired, now.UTC()
 				ev := r.event(audit.SecretRevoked, SystemPrincipal, k.Set, k.KID, "")
