@@ -30,7 +30,8 @@ type wycheFile struct {
 // cases (legacy encodings a library may take or refuse) are only run for
 // panics. A key that the algorithm refuses (none here: every file holds
 // keys of the right type and size) would count as a refusal. The vectors
-// are read from ../shared/conformance/wycheproof (testenv.Wycheproof).
+// come from the pinned Go module github.com/C2SP/wycheproof
+// (testenv.Wycheproof).
 func TestWycheproof(t *testing.T) {
 	files := []struct {
 		file string

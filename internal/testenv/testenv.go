@@ -1,10 +1,10 @@
 package testenv
 
 import (
-	"bufio"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -31,64 +31,40 @@ func Require(t testing.TB, name string) string {
 	return ""
 }
 
-// module is the module path whose go.mod marks the repository root.
-const module = "github.com/tokenkms/tokenkms"
+// The Wycheproof test vectors are the Go module WycheproofModule at
+// WycheproofVersion, fetched into the module cache by `go mod download
+// -json`, as Go's own crypto tests fetch them
+// (crypto/internal/cryptotest.FetchModule). The module's go.mod declares
+// its path in lower case (github.com/c2sp/wycheproof), so it cannot be a
+// requirement of this go.mod: wycheproofSum pins its content instead, the
+// hash a go.sum line would hold.
+const (
+	WycheproofModule  = "github.com/C2SP/wycheproof"
+	WycheproofVersion = "v0.0.0-20250901140545-b51abcfb8daf"
+	wycheproofSum     = "h1:5BKKVVVj676FUWirLcouEEL6GCYR9X0opkMlEUck8FY="
+)
 
-// Wycheproof returns the directory of the Wycheproof test vectors, which
-// are not copied into the repository: <root>/../shared/conformance/wycheproof,
-// where <root> is the nearest directory above the working directory whose
-// go.mod declares the tokenkms module. Under ./scripts/test a missing
-// directory fails the test; under a bare `go test` it skips.
+// Wycheproof returns the directory of the Wycheproof vectors that the
+// conformance tests read (testvectors_v1 of the pinned module). The first
+// call on a machine downloads the module through the Go module proxy;
+// later ones read the module cache and need no network. It never skips:
+// a download that fails, or a module whose hash is not wycheproofSum,
+// fails the test.
 func Wycheproof(t testing.TB) string {
 	t.Helper()
-	dir, err := repoRoot()
-	if err == "" {
-		dir = filepath.Join(dir, "..", "shared", "conformance", "wycheproof")
-		if fi, statErr := os.Stat(dir); statErr == nil && fi.IsDir() {
-			return dir
-		}
-		err = dir + " is not a directory"
+	mod := WycheproofModule + "@" + WycheproofVersion
+	out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
+	var dl struct {
+		Dir, Sum, Error string
 	}
-	if os.Getenv(Services) == "1" {
-		t.Fatalf("Wycheproof vectors not found although ./scripts/test is running: %s", err)
+	if jsonErr := json.Unmarshal(out, &dl); jsonErr != nil {
+		t.Fatalf("go mod download -json %s: %v (%v): the conformance vectors come from this module; check that the go tool is on PATH and GOPROXY reaches the module proxy", mod, err, jsonErr)
 	}
-	t.Skipf("Wycheproof vectors not found (%s): check out shared/ beside the repository and run ./scripts/test", err)
-	return ""
-}
-
-// repoRoot walks up from the working directory to the directory holding
-// the go.mod of module. It returns a reason instead of an error value so
-// that the caller reports it once.
-func repoRoot() (string, string) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err.Error()
+	if dl.Error != "" {
+		t.Fatalf("go mod download -json %s: %s: the conformance vectors come from this module; check GOPROXY", mod, dl.Error)
 	}
-	for {
-		if declaresModule(filepath.Join(dir, "go.mod")) {
-			return dir, ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", "no go.mod of " + module + " above the working directory"
-		}
-		dir = parent
+	if dl.Sum != wycheproofSum {
+		t.Fatalf("%s: module hash %s, want %s: the module cache or the proxy serves other content; run go clean -modcache", mod, dl.Sum, wycheproofSum)
 	}
-}
-
-// declaresModule reports whether the go.mod at path declares module.
-func declaresModule(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`) == module
-		}
-	}
-	return false
+	return filepath.Join(dl.Dir, "testvectors_v1")
 }
