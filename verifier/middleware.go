@@ -67,6 +67,16 @@ func ClaimsFromContext(ctx context.Context) (*tokenkms.Claims, bool) {
 	return v.claims, true
 }
 
+// ContextWithClaims returns a copy of ctx holding c as the verified claims
+// of the request, as Middleware leaves them: ClaimsFromContext returns c
+// and RequireScopes checks c's scopes (answering without realm or error
+// hook). It is for handler tests, and for hosts that verify the token in
+// another layer: whatever c holds is trusted as if Verify had checked it,
+// so it must never come from the request itself.
+func ContextWithClaims(ctx context.Context, c *tokenkms.Claims) context.Context {
+	return context.WithValue(ctx, verifiedKey{}, &verified{claims: c, m: &middleware{}})
+}
+
 // Middleware verifies the bearer token of every request (RFC 6750 §2.1,
 // Authorization header only) and passes the claims to next in the request
 // context (ClaimsFromContext). It answers, with a body that never says why:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/verifier"
 )
 
@@ -144,5 +145,45 @@ func TestMiddlewareNilVerifier(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Header().Get("WWW-Authenticate"), "invalid_token") {
 		t.Errorf("status = %d, challenge %q; want 401 invalid_token", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
+// TestContextWithClaims: claims put in a context by ContextWithClaims are
+// what ClaimsFromContext returns and what RequireScopes checks, as if
+// Middleware had verified them; nil claims are no claims.
+func TestContextWithClaims(t *testing.T) {
+	tests := []struct {
+		name       string
+		claims     *tokenkms.Claims
+		route      []string
+		wantStatus int
+		wantChall  string
+	}{
+		{name: "scope granted", claims: &tokenkms.Claims{Subject: "alice", Scope: []string{"orders:read"}}, route: []string{"orders:read"}, wantStatus: http.StatusOK},
+		{name: "scope missing", claims: &tokenkms.Claims{Subject: "alice", Scope: []string{"orders:read"}}, route: []string{"orders:write"}, wantStatus: http.StatusForbidden, wantChall: `Bearer error="insufficient_scope", scope="orders:write"`},
+		{name: "nil claims", route: []string{"orders:read"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *tokenkms.Claims
+			h := verifier.RequireScopes(tc.route...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, _ = verifier.ClaimsFromContext(r.Context())
+			}))
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			h.ServeHTTP(rec, req.WithContext(verifier.ContextWithClaims(req.Context(), tc.claims)))
+			if rec.Code != tc.wantStatus {
+				t.Errorf("status = %d, want %d", rec.Code, tc.wantStatus)
+			}
+			if chall := rec.Header().Get("WWW-Authenticate"); chall != tc.wantChall {
+				t.Errorf("challenge = %q, want %q", chall, tc.wantChall)
+			}
+			if tc.wantStatus == http.StatusOK && got != tc.claims {
+				t.Errorf("ClaimsFromContext = %v, want the claims given to ContextWithClaims", got)
+			}
+		})
+	}
+	if c, ok := verifier.ClaimsFromContext(verifier.ContextWithClaims(context.Background(), nil)); ok || c != nil {
+		t.Errorf("ClaimsFromContext(nil claims) = %v, %t; want nil, false", c, ok)
 	}
 }

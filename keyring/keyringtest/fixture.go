@@ -3,6 +3,7 @@ package keyringtest
 import (
 	"context"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/tokenkms/tokenkms"
@@ -34,6 +35,40 @@ type Options struct {
 	// Policy is the verifier policy; Issuer and Audience default to the
 	// fields above.
 	Policy verifier.Policy
+	// SetPolicy is the key set's policy, its zero fields taking keyring's
+	// defaults (keyring.SetPolicy). Its Name and Algorithm default to Set
+	// and Algorithm above (giving both, different, is refused), its Owner
+	// to "test-owner".
+	SetPolicy keyring.SetPolicy
+	// DefaultLifetime and MaxLifetime are the Fixture issuer's token
+	// lifetimes (signer.IssuerConfig). Defaults: a quarter of the set's
+	// MaxTokenLifetime and MaxTokenLifetime itself, 15 minutes and 1 hour
+	// under keyring's defaults.
+	DefaultLifetime time.Duration
+	MaxLifetime     time.Duration
+}
+
+// setPolicy merges the Set and Algorithm fields into SetPolicy.
+func (o Options) setPolicy() (keyring.SetPolicy, error) {
+	p := o.SetPolicy
+	for _, f := range []struct {
+		name       string
+		field, pol *string
+	}{{"Set", &o.Set, &p.Name}, {"Algorithm", &o.Algorithm, &p.Algorithm}} {
+		switch {
+		case *f.pol == "":
+			*f.pol = *f.field
+		case *f.field != "" && *f.field != *f.pol:
+			return keyring.SetPolicy{}, fmt.Errorf("%w: %s %q and SetPolicy's %q differ: give one of them", ErrOptions, f.name, *f.field, *f.pol)
+		}
+	}
+	if p.Name == "" {
+		p.Name = "access-tokens"
+	}
+	if p.Owner == "" {
+		p.Owner = "test-owner"
+	}
+	return p, nil
 }
 
 // Fixture is a complete in-memory tokenkms: a keyring with one Active
@@ -54,8 +89,9 @@ type Fixture struct {
 // New builds a Fixture whose set has an Active key (created, approved and
 // activated by three principals) and a standing schedule approval.
 func New(opts Options) (*Fixture, error) {
-	if opts.Set == "" {
-		opts.Set = "access-tokens"
+	set, err := opts.setPolicy()
+	if err != nil {
+		return nil, err
 	}
 	if opts.Issuer == "" {
 		opts.Issuer = "https://core.test"
@@ -69,37 +105,54 @@ func New(opts Options) (*Fixture, error) {
 	if len(opts.Policy.Audience) == 0 {
 		opts.Policy.Audience = opts.Audience
 	}
-	f := &Fixture{Clock: NewClock(Start), Audit: audit.NewRecorder(), Set: opts.Set, Audience: opts.Audience}
+	f := &Fixture{Clock: NewClock(Start), Audit: audit.NewRecorder(), Set: set.Name, Audience: opts.Audience}
 	f.Revocations = verifier.NewMemoryRevocationList(f.Clock.Now)
 	ctx := context.Background()
 	ring, err := keyring.New(ctx, keyring.Config{
 		Audit: f.Audit, Revocations: f.Revocations, Now: f.Clock.Now,
-		Sets: []keyring.SetPolicy{{Name: opts.Set, Owner: "test-owner", Algorithm: opts.Algorithm}},
+		Sets: []keyring.SetPolicy{set},
 	})
 	if err != nil {
 		return nil, err
 	}
 	f.Ring = ring
-	pol, err := ring.Policy(opts.Set)
+	pol, err := ring.Policy(f.Set)
 	if err != nil {
 		return nil, err
 	}
+	if opts.MaxLifetime == 0 {
+		opts.MaxLifetime = pol.MaxTokenLifetime
+	}
+	if opts.DefaultLifetime == 0 {
+		opts.DefaultLifetime = min(pol.MaxTokenLifetime/4, opts.MaxLifetime)
+	}
 	if f.Issuer, err = signer.NewIssuer(ring, signer.IssuerConfig{
-		Set: opts.Set, Issuer: opts.Issuer, Audience: opts.Audience,
-		DefaultLifetime: pol.MaxTokenLifetime / 4, MaxLifetime: pol.MaxTokenLifetime, Now: f.Clock.Now,
+		Set: f.Set, Issuer: opts.Issuer, Audience: opts.Audience,
+		DefaultLifetime: opts.DefaultLifetime, MaxLifetime: opts.MaxLifetime, Now: f.Clock.Now,
 	}); err != nil {
 		return nil, err
 	}
 	if f.Verifier, err = verifier.New(ring, opts.Policy, verifier.WithNow(f.Clock.Now)); err != nil {
 		return nil, err
 	}
-	if _, err := ActivateFirst(ctx, ring, opts.Set); err != nil {
+	if _, err := ActivateFirst(ctx, ring, f.Set); err != nil {
 		return nil, err
 	}
-	if err := ring.ApproveSchedule(f.As(Approver), opts.Set); err != nil {
+	if err := ring.ApproveSchedule(f.As(Approver), f.Set); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// NewT is New for a test: it fails t at once (t.Fatal) when the Fixture
+// cannot be built.
+func NewT(t testing.TB, opts Options) *Fixture {
+	t.Helper()
+	f, err := New(opts)
+	if err != nil {
+		t.Fatalf("keyringtest.New: %v", err)
+	}
+	return f
 }
 
 // ActivateFirst brings a set's first key to life as three people would:
@@ -126,9 +179,36 @@ func (f *Fixture) As(p keyring.Principal) context.Context {
 // Token issues a token for subject with the given scopes, client "test-client"
 // and principal type "user".
 func (f *Fixture) Token(subject string, scopes ...string) (string, error) {
-	return f.Issuer.Issue(context.Background(), tokenkms.Claims{
+	return f.TokenFor(tokenkms.Claims{
 		Subject: subject, Scope: scopes, ClientID: "test-client", PrincipalType: "user",
 	})
+}
+
+// TokenFor issues a token carrying c, through the Fixture's Issuer: the
+// issuer adds iss, aud, iat, exp (DefaultLifetime unless c sets it) and
+// jti where c leaves them out, and refuses claims it would refuse in
+// production.
+func (f *Fixture) TokenFor(c tokenkms.Claims) (string, error) {
+	return f.Issuer.Issue(context.Background(), c)
+}
+
+// Context returns a context holding the claims of a token issued from c
+// and verified by the Fixture's Verifier: what a handler behind
+// verifier.Middleware finds in its request's context
+// (verifier.ClaimsFromContext), without an HTTP round trip. For claims
+// that the Issuer or the Verifier would refuse, use
+// verifier.ContextWithClaims directly.
+func (f *Fixture) Context(c tokenkms.Claims) (context.Context, error) {
+	tok, err := f.TokenFor(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	verified, err := f.Verifier.Verify(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	return verifier.ContextWithClaims(ctx, verified), nil
 }
 
 // ActiveKID returns the kid of the set's Active key.
