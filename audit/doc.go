@@ -15,6 +15,10 @@
 // and the rest). A sink refuses an event without Type, Actor or Outcome
 // with ErrInvalidEvent (see Event.Validate).
 //
+// Rule numbers (R2.4, T5, ...) are those of the key-management standard;
+// docs/COMPLIANCE.md in the repository restates each rule and names the
+// code that implements it and the tests that prove it.
+//
 // # The chained log
 //
 // Each line of a ChainLog file is the JSON object

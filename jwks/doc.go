@@ -9,6 +9,10 @@
 // The package never imports the keyring: it declares KeySource, which
 // *keyring.Keyring implements.
 //
+// Rule numbers (R2.4, T5, ...) are those of the key-management standard;
+// docs/COMPLIANCE.md in the repository restates each rule and names the
+// code that implements it and the tests that prove it.
+//
 // # Security
 //
 // The handler publishes only public keys: each JWK is built with jwx from

@@ -4,6 +4,10 @@
 // rotation follows the four steps of R3.4; compromise triggers emergency
 // rotation (R4); every action is audited (R2.5) and authorised (R6).
 //
+// Rule numbers (R2.4, T5, ...) are those of the key-management standard;
+// docs/COMPLIANCE.md in the repository restates each rule and names the
+// code that implements it and the tests that prove it.
+//
 // # Lifecycle
 //
 //	Pending --activate--> Active --rotate--> Retiring --grace over--> Retired --> Destroyed

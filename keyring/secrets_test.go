@@ -195,6 +195,13 @@ func TestSecretRefusals(t *testing.T) {
 			_, err := e.ring.RotateSecret(ctx(t, alice), dbPassword, []byte("v"), "")
 			return err
 		}, keyring.ErrBackend},
+		{"secret without owner (R2.4)", func() error {
+			_, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{
+				Sets:    []keyring.SetPolicy{{Name: set, Owner: "team-identity"}},
+				Secrets: []keyring.SecretPolicy{{Name: "api-key"}},
+			})
+			return err
+		}, keyring.ErrNoOwner},
 		{"audit down", func() error {
 			e.rec.FailAfter(0)
 			defer e.rec.FailAfter(-1)

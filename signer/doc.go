@@ -4,6 +4,10 @@
 // implementation, bridges to and from crypto.Signer, and the Issuer that
 // mints RFC 9068 access tokens with a key set's Active key.
 //
+// Rule numbers (R2.4, T5, ...) are those of the key-management standard;
+// docs/COMPLIANCE.md in the repository restates each rule and names the
+// code that implements it and the tests that prove it.
+//
 // # Security
 //
 // A Signer never returns its private key: no method, String, %v or error

@@ -3,6 +3,10 @@
 // revocations from a RevocationList. It also holds an in-memory
 // RevocationList and the net/http Middleware that answers RFC 6750.
 //
+// Rule numbers (R2.4, T5, ...) are those of the key-management standard;
+// docs/COMPLIANCE.md in the repository restates each rule and names the
+// code that implements it and the tests that prove it.
+//
 //	v, err := verifier.New(keys, verifier.Policy{Issuer: iss, Audience: []string{"api"}})
 //	claims, err := v.Verify(ctx, token)
 //	mux.Handle("/", verifier.Middleware(v)(handler))
