@@ -1,10 +1,15 @@
 package testenv
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -31,40 +36,74 @@ func Require(t testing.TB, name string) string {
 	return ""
 }
 
-// The Wycheproof test vectors are the Go module WycheproofModule at
-// WycheproofVersion, fetched into the module cache by `go mod download
-// -json`, as Go's own crypto tests fetch them
-// (crypto/internal/cryptotest.FetchModule). The module's go.mod declares
-// its path in lower case (github.com/c2sp/wycheproof), so it cannot be a
-// requirement of this go.mod: wycheproofSum pins its content instead, the
-// hash a go.sum line would hold.
-const (
-	WycheproofModule  = "github.com/C2SP/wycheproof"
-	WycheproofVersion = "v0.0.0-20250901140545-b51abcfb8daf"
-	wycheproofSum     = "h1:5BKKVVVj676FUWirLcouEEL6GCYR9X0opkMlEUck8FY="
-)
+// module is the module path whose go.mod marks the repository root.
+const module = "github.com/tokenkms/tokenkms"
 
-// Wycheproof returns the directory of the Wycheproof vectors that the
-// conformance tests read (testvectors_v1 of the pinned module). The first
-// call on a machine downloads the module through the Go module proxy;
-// later ones read the module cache and need no network. It never skips:
-// a download that fails, or a module whose hash is not wycheproofSum,
-// fails the test.
+// Wycheproof returns the directory of the Wycheproof test vectors
+// (testvectors_v1 of the Go module github.com/C2SP/wycheproof), fetched
+// into the module cache with `go mod download -json`, as Go's own crypto
+// tests fetch them. The version is the one internal/tools/go.mod requires
+// and internal/tools/go.sum pins: the first call on a machine downloads
+// it through the module proxy, later ones read the module cache. It never
+// skips: a module that cannot be had, or whose content does not match
+// go.sum, fails the test.
 func Wycheproof(t testing.TB) string {
 	t.Helper()
-	mod := WycheproofModule + "@" + WycheproofVersion
-	out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
-	var dl struct {
-		Dir, Sum, Error string
+	root, reason := repoRoot()
+	if reason != "" {
+		t.Fatalf("Wycheproof vectors: %s", reason)
 	}
-	if jsonErr := json.Unmarshal(out, &dl); jsonErr != nil {
-		t.Fatalf("go mod download -json %s: %v (%v): the conformance vectors come from this module; check that the go tool is on PATH and GOPROXY reaches the module proxy", mod, err, jsonErr)
-	}
-	if dl.Error != "" {
-		t.Fatalf("go mod download -json %s: %s: the conformance vectors come from this module; check GOPROXY", mod, dl.Error)
-	}
-	if dl.Sum != wycheproofSum {
-		t.Fatalf("%s: module hash %s, want %s: the module cache or the proxy serves other content; run go clean -modcache", mod, dl.Sum, wycheproofSum)
+	// The module's go.mod declares the lower-case path; internal/tools
+	// replaces it with github.com/C2SP/wycheproof, the path the proxy serves.
+	const mod = "github.com/c2sp/wycheproof"
+	cmd := exec.Command("go", "mod", "download", "-json", mod)
+	cmd.Dir = filepath.Join(root, "internal", "tools")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	out, err := cmd.Output()
+	var dl struct{ Dir, Error string }
+	if jsonErr := json.Unmarshal(out, &dl); jsonErr != nil || dl.Error != "" || err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(exit.Stderr))
+		}
+		t.Fatalf("go mod download -json %s in internal/tools: %v %s: the conformance vectors come from this module; check that GOPROXY reaches the Go module proxy", mod, err, dl.Error)
 	}
 	return filepath.Join(dl.Dir, "testvectors_v1")
+}
+
+// repoRoot walks up from the working directory to the directory holding
+// the go.mod of module. It returns a reason instead of an error value so
+// that the caller reports it once.
+func repoRoot() (string, string) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err.Error()
+	}
+	for {
+		if declaresModule(filepath.Join(dir, "go.mod")) {
+			return dir, ""
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", "no go.mod of " + module + " above the working directory"
+		}
+		dir = parent
+	}
+}
+
+// declaresModule reports whether the go.mod at path declares module.
+func declaresModule(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "module" {
+			return strings.Trim(fields[1], `"`) == module
+		}
+	}
+	return false
 }
