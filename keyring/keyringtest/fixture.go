@@ -43,7 +43,8 @@ type Options struct {
 	// DefaultLifetime and MaxLifetime are the Fixture issuer's token
 	// lifetimes (signer.IssuerConfig). Defaults: a quarter of the set's
 	// MaxTokenLifetime and MaxTokenLifetime itself, 15 minutes and 1 hour
-	// under keyring's defaults.
+	// under keyring's defaults. MaxLifetime may not exceed the set's
+	// MaxTokenLifetime.
 	DefaultLifetime time.Duration
 	MaxLifetime     time.Duration
 }
@@ -120,8 +121,11 @@ func New(opts Options) (*Fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.MaxLifetime == 0 {
+	switch {
+	case opts.MaxLifetime == 0:
 		opts.MaxLifetime = pol.MaxTokenLifetime
+	case opts.MaxLifetime > pol.MaxTokenLifetime:
+		return nil, fmt.Errorf("%w: MaxLifetime %v exceeds the set's MaxTokenLifetime %v, which its grace window is built on: raise SetPolicy.MaxTokenLifetime", ErrOptions, opts.MaxLifetime, pol.MaxTokenLifetime)
 	}
 	if opts.DefaultLifetime == 0 {
 		opts.DefaultLifetime = min(pol.MaxTokenLifetime/4, opts.MaxLifetime)

@@ -81,6 +81,7 @@ func TestOptionsRefused(t *testing.T) {
 		{name: "two set names", opts: keyringtest.Options{Set: "a", SetPolicy: keyring.SetPolicy{Name: "b"}}, want: keyringtest.ErrOptions},
 		{name: "two algorithms", opts: keyringtest.Options{Algorithm: "ES256", SetPolicy: keyring.SetPolicy{Algorithm: "EdDSA"}}, want: keyringtest.ErrOptions},
 		{name: "rotation period over 90 days", opts: keyringtest.Options{SetPolicy: keyring.SetPolicy{RotationPeriod: 91 * keyring.Day}}, want: keyring.ErrPolicy},
+		{name: "max lifetime over the set's", opts: keyringtest.Options{MaxLifetime: 2 * time.Hour}, want: keyringtest.ErrOptions},
 		{name: "default lifetime over the maximum", opts: keyringtest.Options{DefaultLifetime: time.Hour, MaxLifetime: time.Minute}, want: signer.ErrConfig},
 	}
 	for _, tc := range tests {
