@@ -24,18 +24,37 @@
 // RemoteSet fetches over https only (plain http only to 127.0.0.1, ::1 or
 // localhost with AllowInsecureLoopback, redirects included), caps the body
 // (1 MiB) and bounds each fetch (10 s). It keeps only keys a verifier may
-// use: kid and alg set, alg allowed, "use" absent or "sig", RSA of at
-// least 2048 bits, the curve of the alg; it skips private and symmetric
-// keys, which a JWKS must not hold. A document that is not a JWK set or
-// lists one kid twice is refused as a whole and the last good set stays in
-// use, for at most WithMaxStale past its expiry. A kid that disappears
-// from the document is dropped at the next fetch.
+// use: kid set, "use" absent or "sig", "key_ops" absent or with "verify",
+// EC P-256/384/521, RSA of at least 2048 bits without the ROCA
+// fingerprint, or Ed25519, and an alg that is allowed and fits the key. A
+// key without "alg" (RFC 7517 makes it optional; Microsoft Entra ID omits
+// it) verifies the allowed algorithms its type fits: ES256, ES384 or ES512
+// by curve, EdDSA, or the RSA ones (the verifier's Policy narrows them).
+// Every other key is skipped with a SkipReason from a fixed list, reported
+// in three places: a log line (WithLogger), Stats and Skipped, and the
+// error of a lookup of that kid (verifier.ErrKeyUnusable, "kid present but
+// unusable: <reason>", not "unknown kid").
+//
+// A document is refused as a whole, and the last good set stays in use for
+// at most WithMaxStale past its expiry, when it is not a JWK set
+// (ErrMalformed), when no key is usable (ErrNoUsableKeys), and when it
+// publishes any private or symmetric key material (ErrPrivateMaterial): a
+// publisher that leaks one secret makes all its keys suspect. Two usable
+// keys with one kid are both skipped. A kid that disappears from the
+// document is dropped at the next fetch. Errors and log lines quote a kid
+// clipped to 64 bytes, never key material.
+//
+// A set past its expiry refreshes itself, started or not: the first lookup
+// after expiry starts a fetch in the background (at most one per minimum
+// refresh interval) and answers from the last good set meanwhile.
 //
 // A flood of tokens with unknown kids cannot turn into a flood of fetches:
-// one fetch per minimum refresh interval at most, single-flight, and
-// recent misses are cached. Only the caller that triggers the fetch waits
-// for it (bounded by its context); the others fail at once with
-// verifier.ErrUnknownKID.
+// one fetch per minimum refresh interval at most for unknown kids,
+// single-flight, and recent misses are cached. That budget is their own:
+// background and expiry fetches do not use it up, so a key published just
+// after a background fetch is found on first use. Only the caller that
+// triggers the fetch waits for it (bounded by its context); the others fail
+// at once with verifier.ErrUnknownKID.
 //
 // # Concurrency
 //
@@ -46,8 +65,10 @@
 // # Errors
 //
 // The handler's refusals wrap ErrKey (and ErrPrivateKey for private
-// material). RemoteSet construction and Refresh return ErrOption, ErrInsecureURL,
-// ErrFetch, ErrTooLarge or ErrMalformed; VerificationKey returns errors
-// wrapping verifier.ErrUnknownKID for a kid it does not know, and
-// verifier.ErrKeySource with ErrStale or ErrClosed when it cannot answer.
+// material). RemoteSet construction and Refresh return ErrOption,
+// ErrInsecureURL, ErrFetch, ErrTooLarge, ErrMalformed, ErrNoUsableKeys or
+// ErrPrivateMaterial; VerificationKey returns errors wrapping
+// verifier.ErrUnknownKID for a kid it does not know,
+// verifier.ErrKeyUnusable for a kid it skipped, and verifier.ErrKeySource
+// with ErrStale or ErrClosed when it cannot answer.
 package jwks

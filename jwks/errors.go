@@ -21,9 +21,19 @@ var (
 	ErrFetch = errors.New("jwks: fetch failed")
 	// ErrTooLarge: the JWKS document exceeds the body size limit.
 	ErrTooLarge = errors.New("jwks: document too large")
-	// ErrMalformed: the document is not a JWK set (not JSON, no "keys"
-	// array, or two usable keys with the same kid).
+	// ErrMalformed: the document is not a JWK set (not JSON, or no "keys"
+	// array).
 	ErrMalformed = errors.New("jwks: malformed document")
+	// ErrPrivateMaterial: the document publishes private or symmetric key
+	// material (a "d", "p", "q", "dp", "dq", "qi", "oth" or "k" member, or
+	// kty "oct"). Its publisher leaks secrets, so none of its keys is
+	// trusted: the whole document is refused and never replaces the last
+	// good set.
+	ErrPrivateMaterial = errors.New("jwks: key set publishes private or symmetric key material")
+	// ErrNoUsableKeys: every key of the document was skipped (the error
+	// names the first few with their SkipReason). The last good set stays
+	// in use.
+	ErrNoUsableKeys = errors.New("jwks: no usable key in the set")
 	// ErrStale: the last good set expired longer ago than the maximum
 	// staleness and no refresh has succeeded since. It is returned wrapped
 	// together with verifier.ErrKeySource.

@@ -21,11 +21,12 @@ import (
 var jwksErrors = []error{
 	jwks.ErrKey, jwks.ErrPrivateKey, jwks.ErrInsecureURL, jwks.ErrFetch, jwks.ErrTooLarge,
 	jwks.ErrMalformed, jwks.ErrStale, jwks.ErrClosed, jwks.ErrOption, jwks.ErrStarted,
+	jwks.ErrPrivateMaterial, jwks.ErrNoUsableKeys,
 }
 
 // FuzzJWKS serves fuzzed JWK set documents on 127.0.0.1 to one RemoteSet
 // and refreshes it. No document panics, a refusal wraps a jwks sentinel,
-// and every key the set then holds is a public key that suits its alg.
+// and every key the set then holds is a public key that suits its algs.
 func FuzzJWKS(f *testing.F) {
 	pub, err := os.ReadFile("../verifier/testdata/attack_key.jwk")
 	if err != nil {
@@ -52,7 +53,7 @@ func FuzzJWKS(f *testing.F) {
 	}))
 	f.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	set, err := jwks.NewRemoteSet(ctx, srv.URL, jwks.AllowInsecureLoopback())
+	set, err := jwks.NewRemoteSet(ctx, srv.URL, jwks.AllowInsecureLoopback(), jwks.WithLogger(quiet))
 	cancel()
 	if err != nil {
 		f.Fatalf("NewRemoteSet: %v", err)
@@ -81,12 +82,21 @@ func FuzzJWKS(f *testing.F) {
 			default:
 				t.Fatalf("kid %q: key of type %T, want a public key", kid, k.Public)
 			}
-			alg, ok := jose.Lookup(k.Algorithm)
-			if !ok {
-				t.Fatalf("kid %q: algorithm %q not in the JWS table", kid, k.Algorithm)
+			algs := k.Algorithms
+			if k.Algorithm != "" {
+				algs = []string{k.Algorithm}
 			}
-			if err := alg.CheckKey(k.Public); err != nil {
-				t.Fatalf("kid %q: key does not suit %s: %v", kid, k.Algorithm, err)
+			if len(algs) == 0 {
+				t.Fatalf("kid %q: no algorithm", kid)
+			}
+			for _, name := range algs {
+				alg, ok := jose.Lookup(name)
+				if !ok {
+					t.Fatalf("kid %q: algorithm %q not in the JWS table", kid, name)
+				}
+				if err := alg.CheckKey(k.Public); err != nil {
+					t.Fatalf("kid %q: key does not suit %s: %v", kid, name, err)
+				}
 			}
 		}
 	})

@@ -2,10 +2,10 @@ package jwks
 
 import (
 	"context"
-	"crypto/rsa"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,8 +15,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
 	"github.com/tokenkms/tokenkms/verifier"
@@ -94,11 +92,21 @@ func WithAlgorithms(algs ...string) RemoteOption {
 	return func(s *RemoteSet) { s.algs = slices.Clone(algs) }
 }
 
+// WithLogger reports through l what the operator must know: each key a
+// fetched set skips (kid clipped, reason), a document refused, a fetch
+// that failed. Default: slog.Default(). Lines about a set are written when
+// its list of skipped keys changes, not at every fetch.
+func WithLogger(l *slog.Logger) RemoteOption {
+	return func(s *RemoteSet) { s.log = l }
+}
+
 // RemoteSet is a verifier.KeySource that reads a JWK set over HTTPS, for
 // services that verify Core's tokens in another process. It answers
 // VerificationKey from memory; fetches happen at construction, in the
-// background after Start, on Refresh, and at most once per minimum refresh
-// interval for a kid it does not know.
+// background after Start, on Refresh, when a lookup finds the set expired
+// (at most once per minimum refresh interval, started or not), and at most
+// once per minimum refresh interval for kids it does not know (a budget of
+// their own, which the other fetches do not use up).
 type RemoteSet struct {
 	url              string
 	client           *http.Client
@@ -108,25 +116,32 @@ type RemoteSet struct {
 	minRefresh       time.Duration
 	maxStale         time.Duration
 	algs             []string
+	log              *slog.Logger
+	logURL           string // the URL without its query, for log lines
 
-	snap atomic.Pointer[snapshot]
+	snap      atomic.Pointer[snapshot]
+	lastFetch atomic.Int64 // start of the last fetch of any kind, Unix ns; written under mu
 
 	base   context.Context // cancelled by Close: ends fetches and the loop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	inflight  *fetchCall
-	lastFetch time.Time // start of the last fetch of any kind
-	negative  map[string]time.Time
-	started   bool
-	closed    bool
+	mu       sync.Mutex
+	inflight *fetchCall
+	lastMiss time.Time // start of the last fetch an unknown kid triggered
+	negative map[string]time.Time
+	started  bool
+	closed   bool
+	fetches  uint64
+	failures uint64
+	lastErr  error
 }
 
 // snapshot is an immutable view of the last good set.
 type snapshot struct {
-	keys      map[string]verifier.Key
+	*parsed
 	etag      string
+	fetchedAt time.Time
 	expires   time.Time
 	refreshAt time.Time
 }
@@ -191,6 +206,13 @@ func NewRemoteSet(ctx context.Context, rawURL string, opts ...RemoteOption) (*Re
 		return nil
 	}
 	s.client = c
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if u, err := url.Parse(rawURL); err == nil {
+		u.RawQuery, u.Fragment = "", ""
+		s.logURL = u.String()
+	}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	if err := s.Refresh(ctx); err != nil {
 		s.Close()
@@ -223,25 +245,83 @@ func (s *RemoteSet) checkURL(raw string) error {
 }
 
 // VerificationKey returns the key kid names. It implements
-// verifier.KeySource. A kid not in the set gives an error wrapping
-// verifier.ErrUnknownKID at once, except that at most one caller per
-// minimum refresh interval triggers a refresh and waits for it (bounded by
-// its ctx and the fetch timeout); the kid is then looked up again.
+// verifier.KeySource. A kid the set publishes but does not use gives an
+// error wrapping verifier.ErrKeyUnusable with the SkipReason. A kid not in
+// the set gives an error wrapping verifier.ErrUnknownKID at once, except
+// that at most one caller per minimum refresh interval triggers a refresh
+// and waits for it (bounded by its ctx and the fetch timeout); the kid is
+// then looked up again. A set past its expiry is refreshed in the
+// background (rate-limited) while it still answers, until MaxStale.
 func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.Key, error) {
 	snap := s.snap.Load()
 	if snap == nil {
 		return verifier.Key{}, fmt.Errorf("%w: %w", verifier.ErrKeySource, ErrClosed)
 	}
-	if time.Now().After(snap.expires.Add(s.maxStale)) {
-		return verifier.Key{}, fmt.Errorf("%w: %w: last good set expired at %s", verifier.ErrKeySource, ErrStale, snap.expires.Format(time.RFC3339))
+	now := time.Now()
+	if now.After(snap.expires) {
+		s.refreshExpired(now)
+		if now.After(snap.expires.Add(s.maxStale)) {
+			return verifier.Key{}, fmt.Errorf("%w: %w: last good set expired at %s", verifier.ErrKeySource, ErrStale, snap.expires.Format(time.RFC3339))
+		}
 	}
-	if k, ok := snap.keys[kid]; ok {
-		return k, nil
+	if k, err, ok := snap.lookup(kid); ok {
+		return k, err
 	}
 	if kid == "" {
 		return verifier.Key{}, fmt.Errorf("%w: empty kid", verifier.ErrUnknownKID)
 	}
-	now := time.Now()
+	return s.miss(ctx, kid, now)
+}
+
+// lookup answers for kid from the snapshot: its key, or why it is unusable.
+// ok is false when the set does not name kid.
+func (p *parsed) lookup(kid string) (verifier.Key, error, bool) {
+	if k, ok := p.keys[kid]; ok {
+		return k, nil, true
+	}
+	if r, ok := p.unusable[kid]; ok {
+		return verifier.Key{}, fmt.Errorf("%w: %s: kid %q", verifier.ErrKeyUnusable, r, jose.Clip(kid)), true
+	}
+	return verifier.Key{}, nil, false
+}
+
+// current looks kid up in the current snapshot.
+func (s *RemoteSet) current(kid string) (verifier.Key, error, bool) {
+	if snap := s.snap.Load(); snap != nil {
+		return snap.lookup(kid)
+	}
+	return verifier.Key{}, nil, false
+}
+
+// wait waits for the fetch to end, or for ctx.
+func (c *fetchCall) wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refreshExpired starts a background fetch for an expired set unless one
+// runs or one started within the minimum refresh interval.
+func (s *RemoteSet) refreshExpired(now time.Time) {
+	if now.Sub(time.Unix(0, s.lastFetch.Load())) < s.minRefresh {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed && s.inflight == nil && now.Sub(time.Unix(0, s.lastFetch.Load())) >= s.minRefresh {
+		s.startLocked()
+	}
+}
+
+// miss looks for a kid the set does not name with a fetch that starts after
+// the miss: it waits for the fetch in flight, if any, then joins or starts
+// the next one. Such fetches have a budget of one per minimum refresh
+// interval, apart from the background ones; a kid missed again is cached
+// for one interval.
+func (s *RemoteSet) miss(ctx context.Context, kid string, now time.Time) (verifier.Key, error) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -249,23 +329,36 @@ func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.K
 	}
 	if exp, ok := s.negative[kid]; ok && now.Before(exp) {
 		s.mu.Unlock()
-		return verifier.Key{}, fmt.Errorf("%w: kid %q (cached miss)", verifier.ErrUnknownKID, kid)
+		return verifier.Key{}, fmt.Errorf("%w: kid %q (cached miss)", verifier.ErrUnknownKID, jose.Clip(kid))
 	}
-	if s.inflight != nil || now.Sub(s.lastFetch) < s.minRefresh {
+	if now.Sub(s.lastMiss) < s.minRefresh {
 		s.mu.Unlock()
-		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh rate-limited)", verifier.ErrUnknownKID, kid)
+		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh rate-limited)", verifier.ErrUnknownKID, jose.Clip(kid))
 	}
-	c := s.startLocked()
+	s.lastMiss = now
+	c := s.inflight
 	s.mu.Unlock()
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh not awaited: %w)", verifier.ErrUnknownKID, kid, ctx.Err())
-	}
-	if snap := s.snap.Load(); snap != nil {
-		if k, ok := snap.keys[kid]; ok {
-			return k, nil
+	if c != nil { // it may have started before kid was published
+		if err := c.wait(ctx); err != nil {
+			return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh not awaited: %w)", verifier.ErrUnknownKID, jose.Clip(kid), err)
 		}
+		if k, err, ok := s.current(kid); ok {
+			return k, err
+		}
+	}
+	s.mu.Lock()
+	if c = s.inflight; c == nil && !s.closed {
+		c = s.startLocked()
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return verifier.Key{}, fmt.Errorf("%w: %w", verifier.ErrKeySource, ErrClosed)
+	}
+	if err := c.wait(ctx); err != nil {
+		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh not awaited: %w)", verifier.ErrUnknownKID, jose.Clip(kid), err)
+	}
+	if k, err, ok := s.current(kid); ok {
+		return k, err
 	}
 	if len(kid) <= maxNegativeKID {
 		s.mu.Lock()
@@ -276,9 +369,9 @@ func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.K
 		s.mu.Unlock()
 	}
 	if c.err != nil {
-		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh failed: %v)", verifier.ErrUnknownKID, kid, c.err)
+		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh failed: %v)", verifier.ErrUnknownKID, jose.Clip(kid), c.err)
 	}
-	return verifier.Key{}, fmt.Errorf("%w: kid %q", verifier.ErrUnknownKID, kid)
+	return verifier.Key{}, fmt.Errorf("%w: kid %q", verifier.ErrUnknownKID, jose.Clip(kid))
 }
 
 // Refresh fetches the set now, or joins the fetch in flight, and waits for
@@ -294,12 +387,10 @@ func (s *RemoteSet) Refresh(ctx context.Context) error {
 		c = s.startLocked()
 	}
 	s.mu.Unlock()
-	select {
-	case <-c.done:
-		return c.err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrFetch, ctx.Err())
+	if err := c.wait(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrFetch, err)
 	}
+	return c.err
 }
 
 // startLocked starts a fetch in its own goroutine, bounded by the set's
@@ -307,14 +398,25 @@ func (s *RemoteSet) Refresh(ctx context.Context) error {
 func (s *RemoteSet) startLocked() *fetchCall {
 	c := &fetchCall{done: make(chan struct{})}
 	s.inflight = c
-	s.lastFetch = time.Now()
+	s.lastFetch.Store(time.Now().UnixNano())
+	s.fetches++
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		c.err = s.fetch()
 		s.mu.Lock()
 		s.inflight = nil
+		s.lastErr = c.err
+		if c.err != nil {
+			s.failures++
+		}
 		s.mu.Unlock()
+		switch {
+		case errors.Is(c.err, ErrPrivateMaterial), errors.Is(c.err, ErrNoUsableKeys):
+			s.log.Error("jwks: key set refused", "url", s.logURL, "error", c.err)
+		case c.err != nil && !errors.Is(c.err, ErrClosed):
+			s.log.Warn("jwks: key set fetch failed", "url", s.logURL, "error", c.err)
+		}
 		close(c.done)
 	}()
 	return c
@@ -400,13 +502,13 @@ func (s *RemoteSet) fetch() error {
 	defer resp.Body.Close()
 	now := time.Now()
 	ttl := s.ttl(resp.Header.Values("Cache-Control"))
-	next := &snapshot{expires: now.Add(ttl), refreshAt: now.Add(ttl * 3 / 4)}
+	next := &snapshot{fetchedAt: now, expires: now.Add(ttl), refreshAt: now.Add(ttl * 3 / 4)}
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		if old == nil || old.etag == "" {
 			return fmt.Errorf("%w: 304 without a cached set", ErrFetch)
 		}
-		next.keys, next.etag = old.keys, old.etag
+		next.parsed, next.etag = old.parsed, old.etag
 	case http.StatusOK:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, s.maxBody+1))
 		if err != nil {
@@ -415,11 +517,11 @@ func (s *RemoteSet) fetch() error {
 		if int64(len(body)) > s.maxBody {
 			return fmt.Errorf("%w: over %d bytes", ErrTooLarge, s.maxBody)
 		}
-		keys, err := s.parse(body)
+		p, err := s.parse(body)
 		if err != nil {
 			return err
 		}
-		next.keys, next.etag = keys, resp.Header.Get("ETag")
+		next.parsed, next.etag = p, resp.Header.Get("ETag")
 	default:
 		return fmt.Errorf("%w: status %d", ErrFetch, resp.StatusCode)
 	}
@@ -430,6 +532,11 @@ func (s *RemoteSet) fetch() error {
 	}
 	s.snap.Store(next)
 	clear(s.negative)
+	if old == nil || !slices.Equal(old.skipped, next.skipped) {
+		for _, k := range next.skipped {
+			s.log.Warn("jwks: key skipped", "url", s.logURL, "index", k.Index, "kid", k.KID, "reason", string(k.Reason))
+		}
+	}
 	return nil
 }
 
@@ -457,73 +564,32 @@ func (s *RemoteSet) ttl(values []string) time.Duration {
 	return min(max(ttl, s.minRefresh), MaxTTL)
 }
 
-// parse reads a JWK set and keeps the keys a verifier may use: kid set,
-// "use" absent or "sig", "key_ops" absent or holding "verify", alg set and
-// allowed, a public key that fits alg (RSA of at least 2048 bits). Other
-// entries, including any private or symmetric key, are skipped. Two usable
-// keys with one kid make the document malformed.
-func (s *RemoteSet) parse(body []byte) (map[string]verifier.Key, error) {
-	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if doc.Keys == nil {
-		return nil, fmt.Errorf("%w: no \"keys\" array", ErrMalformed)
-	}
-	keys := make(map[string]verifier.Key, len(doc.Keys))
-	for _, raw := range doc.Keys {
-		k, ok := s.usable(raw)
-		if !ok {
-			continue
-		}
-		if _, dup := keys[k.KID]; dup {
-			return nil, fmt.Errorf("%w: duplicate kid %q", ErrMalformed, k.KID)
-		}
-		keys[k.KID] = k
-	}
-	return keys, nil
+// Stats describes a RemoteSet, for diagnostics and metrics.
+type Stats struct {
+	Keys      int          // usable keys in the current set
+	Skipped   []SkippedKey // keys of the current set that are not used, by Index
+	FetchedAt time.Time    // when the current set was fetched (or revalidated with a 304)
+	Expires   time.Time    // when it expires; it is used until Expires + MaxStale
+	Fetches   uint64       // fetches started, of any kind
+	Failures  uint64       // fetches that failed, refused documents included
+	LastError error        // the error of the last fetch, nil if it succeeded
 }
 
-func (s *RemoteSet) usable(raw []byte) (verifier.Key, bool) {
-	jk, err := jwk.ParseKey(raw)
-	if err != nil {
-		return verifier.Key{}, false
+// Stats returns the state of the set. After Close it reports no keys.
+func (s *RemoteSet) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Fetches: s.fetches, Failures: s.failures, LastError: s.lastErr}
+	s.mu.Unlock()
+	if snap := s.snap.Load(); snap != nil {
+		st.Keys, st.Skipped = len(snap.keys), slices.Clone(snap.skipped)
+		st.FetchedAt, st.Expires = snap.fetchedAt, snap.expires
 	}
-	kid, ok := jk.KeyID()
-	if !ok || kid == "" {
-		return verifier.Key{}, false
-	}
-	if use, ok := jk.KeyUsage(); ok && use != string(jwk.ForSignature) {
-		return verifier.Key{}, false
-	}
-	if ops, ok := jk.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
-		return verifier.Key{}, false
-	}
-	a, ok := jk.Algorithm()
-	if !ok || !slices.Contains(s.algs, a.String()) {
-		return verifier.Key{}, false
-	}
-	alg, ok := jose.Lookup(a.String())
-	if !ok {
-		return verifier.Key{}, false
-	}
-	if priv, err := jwk.IsPrivateKey(jk); err != nil || priv {
-		return verifier.Key{}, false
-	}
-	var pub any
-	if err := jwk.Export(jk, &pub); err != nil {
-		return verifier.Key{}, false
-	}
-	if err := alg.CheckKey(pub); err != nil {
-		return verifier.Key{}, false
-	}
-	if rk, ok := pub.(*rsa.PublicKey); ok && jose.CheckImportedRSA(rk) != nil {
-		return verifier.Key{}, false
-	}
-	return verifier.Key{KID: kid, Algorithm: alg.Name, Public: pub}, true
+	return st
 }
+
+// Skipped returns the keys of the current set that are not used, with
+// their reasons.
+func (s *RemoteSet) Skipped() []SkippedKey { return s.Stats().Skipped }
 
 // Keys returns the kids of the current set, sorted, for diagnostics.
 func (s *RemoteSet) Keys() []string {

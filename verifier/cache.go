@@ -193,7 +193,7 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry) (c *tokenkms
 	if err != nil {
 		return nil, true, keySourceError(e.kid, err)
 	}
-	if key.Algorithm != e.alg || !samePublicKey(key.Public, e.public) {
+	if !key.Allows(e.alg) || !samePublicKey(key.Public, e.public) {
 		return nil, false, nil
 	}
 	if err := v.checkClaims(ctx, e.kid, e.claims); err != nil {

@@ -48,7 +48,7 @@
 //
 // Verify wraps exactly one sentinel of errors.go per rejection (ErrMalformed,
 // ErrTooLarge, ErrAlgorithm, ErrHeaderParam, ErrCrit, ErrType,
-// ErrMissingKID, ErrUnknownKID, ErrKeyRetired, ErrKeyCompromised,
+// ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired, ErrKeyCompromised,
 // ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrTooOld,
 // ErrLifetime, ErrMissingClaim, ErrClaimType, ErrIssuer, ErrAudience,
 // ErrMissingJTI, ErrRevoked, ErrRevocationCheck, ErrScope,

@@ -13,6 +13,7 @@ var (
 	ErrType            = errors.New("verifier: wrong token type")
 	ErrMissingKID      = errors.New("verifier: missing kid")
 	ErrUnknownKID      = errors.New("verifier: unknown kid")
+	ErrKeyUnusable     = errors.New("verifier: kid present but unusable") // the KeySource names why
 	ErrKeyRetired      = errors.New("verifier: key retired")
 	ErrKeyCompromised  = errors.New("verifier: key compromised")
 	ErrSignature       = errors.New("verifier: bad signature")

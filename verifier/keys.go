@@ -3,6 +3,9 @@ package verifier
 import (
 	"context"
 	"crypto"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -11,15 +14,34 @@ type Key struct {
 	KID       string
 	Set       string
 	Algorithm string // the one JWS alg this key verifies
-	Public    crypto.PublicKey
+	// Algorithms lists the JWS algs of a key that may verify several, when
+	// Algorithm is empty: a JWK published without "alg" (RFC 7517 §4.4),
+	// e.g. an RSA key that verifies RS256 and PS256. A token's alg must
+	// still be in the Policy's allowlist.
+	Algorithms []string
+	Public     crypto.PublicKey
+}
+
+// Allows reports whether the key may verify a token signed with alg.
+func (k Key) Allows(alg string) bool {
+	return alg != "" && (k.Algorithm == alg || slices.Contains(k.Algorithms, alg))
+}
+
+// algorithms names the key's algs for an error.
+func (k Key) algorithms() string {
+	if k.Algorithm != "" {
+		return strconv.Quote(k.Algorithm)
+	}
+	return strconv.Quote(strings.Join(k.Algorithms, " "))
 }
 
 // KeySource resolves a kid to a verification key. It is implemented by
 // *keyring.Keyring (in process) and jwks.RemoteSet (over HTTP).
 //
-// A kid that names no key gives an error wrapping ErrUnknownKID; a key
-// that is known but may no longer verify gives ErrKeyRetired or
-// ErrKeyCompromised. VerificationKey is on the hot path: implementations
+// A kid that names no key gives an error wrapping ErrUnknownKID; a kid
+// whose key is published but cannot be used (jwks.RemoteSet: a key of a
+// type, alg or strength it refuses) ErrKeyUnusable; a key that is known but
+// may no longer verify gives ErrKeyRetired or ErrKeyCompromised. VerificationKey is on the hot path: implementations
 // answer from memory.
 type KeySource interface {
 	VerificationKey(ctx context.Context, kid string) (Key, error)

@@ -179,8 +179,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*tokenkms.Claims, 
 	if err != nil {
 		return nil, keySourceError(h.KID, err)
 	}
-	if key.Algorithm != alg.Name {
-		return nil, fmt.Errorf("%w: token alg %s but key %q is %q", ErrAlgorithm, alg.Name, clip(h.KID), key.Algorithm)
+	if !key.Allows(alg.Name) {
+		return nil, fmt.Errorf("%w: token alg %s but key %q is %s", ErrAlgorithm, alg.Name, clip(h.KID), key.algorithms())
 	}
 
 	var sroom [sigRoom]byte
@@ -288,7 +288,7 @@ func anyAudience(c *tokenkms.Claims, want []string) bool {
 // keySourceError keeps the KeySource's verdict on a kid and hides any other
 // failure behind ErrKeySource.
 func keySourceError(kid string, err error) error {
-	for _, s := range []error{ErrUnknownKID, ErrKeyRetired, ErrKeyCompromised} {
+	for _, s := range []error{ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired, ErrKeyCompromised} {
 		if errors.Is(err, s) {
 			return err
 		}
@@ -297,10 +297,4 @@ func keySourceError(kid string, err error) error {
 }
 
 // clip shortens attacker-controlled text quoted in an error.
-func clip(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
-}
+var clip = jose.Clip

@@ -132,6 +132,16 @@ func (m Member) StringValue() (string, error) {
 	return unescape(raw)
 }
 
+// Clip shortens attacker-controlled text (a kid, an alg, a claim value)
+// quoted in an error or a log line to 64 bytes.
+func Clip(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
 // clip shortens attacker-controlled text quoted in an error.
 func clip(s string) string {
 	const max = 32
