@@ -69,7 +69,9 @@ func TestRemoteSetSkipReasons(t *testing.T) {
 	long := strings.Repeat("K", 40_000)
 	offCurve := fmt.Sprintf(`{"kty":"EC","kid":"off-curve","crv":"P-256","x":%q,"y":%q}`, b64(ecKey().X.Bytes()), b64(new(big.Int).Add(ecKey().Y, big.NewInt(1)).FillBytes(make([]byte, 32))))
 	roca := fmt.Sprintf(`{"kty":"RSA","kid":"roca","alg":"RS256","n":%q,"e":"AQAB"}`, b64(rocaModulus().Bytes()))
-	good := func(kid string) string { return jwkJSON(t, &ecKey().PublicKey, map[string]any{"kid": kid, "alg": "ES256"}) }
+	good := func(kid string) string {
+		return jwkJSON(t, &ecKey().PublicKey, map[string]any{"kid": kid, "alg": "ES256"})
+	}
 	tests := []struct {
 		name string
 		jwk  string
