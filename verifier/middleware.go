@@ -2,11 +2,14 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/internal/jose"
@@ -41,11 +44,52 @@ func WithErrorHook(onError func(r *http.Request, err error)) MiddlewareOption {
 	return func(m *middleware) { m.onError = onError }
 }
 
+// DefaultRetryAfter is the Retry-After of a 503 answer unless
+// WithRetryAfter says otherwise.
+const DefaultRetryAfter = 10 * time.Second
+
+// WithRetryAfter sets the Retry-After of the 503 answers to an outage,
+// rounded up to whole seconds, at least 1 (default DefaultRetryAfter).
+func WithRetryAfter(d time.Duration) MiddlewareOption {
+	return func(m *middleware) { m.retryAfter = d }
+}
+
+// Refusal is an answer of the middleware that does not reach the handler,
+// as WithErrorBody sees it. It never says why a token failed.
+type Refusal struct {
+	Status int      // 401, 403 or 503
+	Error  string   // RFC 6750 error code: "invalid_token", "insufficient_scope", or "" (no token; an outage)
+	Scopes []string // with insufficient_scope: the scopes the request needs
+}
+
+// WithErrorBody writes the body of every refusal with body instead of the
+// status text: body returns the Content-Type and the bytes, e.g.
+// ProblemDetails. The status and the headers (WWW-Authenticate,
+// Retry-After, Cache-Control: no-store) are the middleware's. body may be
+// called concurrently.
+func WithErrorBody(body func(r *http.Request, f Refusal) (contentType string, b []byte)) MiddlewareOption {
+	return func(m *middleware) { m.body = body }
+}
+
+// ProblemDetails is a WithErrorBody writer of RFC 9457 problem details:
+// {"type":"about:blank","title":<status text>,"status":<status>}, as
+// application/problem+json. Nothing in it says why the token failed.
+func ProblemDetails(_ *http.Request, f Refusal) (string, []byte) {
+	b, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+	}{"about:blank", http.StatusText(f.Status), f.Status})
+	return "application/problem+json", b
+}
+
 type middleware struct {
-	v       *Verifier
-	realm   string
-	scopes  []string
-	onError func(r *http.Request, err error)
+	v          *Verifier
+	realm      string
+	scopes     []string
+	onError    func(r *http.Request, err error)
+	retryAfter time.Duration
+	body       func(r *http.Request, f Refusal) (string, []byte)
 }
 
 type verifiedKey struct{}
@@ -84,9 +128,15 @@ func ContextWithClaims(ctx context.Context, c *tokenkms.Claims) context.Context 
 //     "WWW-Authenticate: Bearer" challenge;
 //   - a token that fails Verify: 401 Bearer error="invalid_token";
 //   - a token without a scope the Policy or WithRequiredScopes requires:
-//     403 Bearer error="insufficient_scope", scope="...".
+//     403 Bearer error="insufficient_scope", scope="...";
+//   - an outage of the key source or of the revocation list (ErrKeySource,
+//     ErrRevocationCheck): 503 with Retry-After and no challenge, since
+//     the token may well be valid.
+//
+// WithErrorBody sets the body of these answers (RFC 9457 problem details
+// with ProblemDetails).
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
-	m := &middleware{v: v}
+	m := &middleware{v: v, retryAfter: DefaultRetryAfter}
 	for _, o := range opts {
 		if o != nil {
 			o(m)
@@ -105,11 +155,14 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 				return
 			}
 			c, err := m.v.Verify(r.Context(), token)
-			if err != nil {
-				if errors.Is(err, ErrScope) {
-					m.refuse(w, r, http.StatusForbidden, "insufficient_scope", m.neededScopes(), err)
-					return
-				}
+			switch {
+			case errors.Is(err, ErrKeySource), errors.Is(err, ErrRevocationCheck):
+				m.refuse(w, r, http.StatusServiceUnavailable, "", nil, err)
+				return
+			case errors.Is(err, ErrScope):
+				m.refuse(w, r, http.StatusForbidden, "insufficient_scope", m.neededScopes(), err)
+				return
+			case err != nil:
 				m.refuse(w, r, http.StatusUnauthorized, "invalid_token", nil, err)
 				return
 			}
@@ -193,29 +246,41 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
+// refuse answers status: 401 and 403 with a Bearer challenge (RFC 6750
+// §3), 503 with Retry-After; the body is the status text unless
+// WithErrorBody says otherwise.
 func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, status int, code string, scopes []string, err error) {
 	if m.onError != nil {
 		m.onError(r, err)
 	}
-	var b strings.Builder
-	b.WriteString("Bearer")
-	sep := " "
-	if m.realm != "" {
-		b.WriteString(` realm="` + m.realm + `"`)
-		sep = ", "
-	}
-	if code != "" {
-		b.WriteString(sep + `error="` + code + `"`)
-		sep = ", "
-	}
-	if scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return !jose.ValidScopeToken(s) }); len(scopes) > 0 {
-		b.WriteString(sep + `scope="` + strings.Join(scopes, " ") + `"`)
-	}
+	scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return !jose.ValidScopeToken(s) })
 	hd := w.Header()
-	hd.Set("WWW-Authenticate", b.String())
+	if status == http.StatusServiceUnavailable {
+		hd.Set("Retry-After", strconv.FormatInt(int64(max((m.retryAfter+time.Second-1)/time.Second, 1)), 10))
+	} else {
+		var b strings.Builder
+		b.WriteString("Bearer")
+		sep := " "
+		if m.realm != "" {
+			b.WriteString(` realm="` + m.realm + `"`)
+			sep = ", "
+		}
+		if code != "" {
+			b.WriteString(sep + `error="` + code + `"`)
+			sep = ", "
+		}
+		if len(scopes) > 0 {
+			b.WriteString(sep + `scope="` + strings.Join(scopes, " ") + `"`)
+		}
+		hd.Set("WWW-Authenticate", b.String())
+	}
+	ctype, body := "text/plain; charset=utf-8", []byte(http.StatusText(status)+"\n")
+	if m.body != nil {
+		ctype, body = m.body(r, Refusal{Status: status, Error: code, Scopes: scopes})
+	}
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Type", "text/plain; charset=utf-8")
+	hd.Set("Content-Type", ctype)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write([]byte(http.StatusText(status) + "\n"))
+	w.Write(body)
 }

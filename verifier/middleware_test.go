@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -30,9 +33,12 @@ func TestMiddleware(t *testing.T) {
 		opts       []verifier.MiddlewareOption
 		route      []string // RequireScopes on the route
 		auth       []string // Authorization header values
+		keyErr     error    // the key source fails with it
+		revocation verifier.RevocationList
 		wantStatus int
 		wantChall  string
-		wantReason error // given to the error hook; nil: hook not called
+		wantRetry  string // Retry-After
+		wantReason error  // given to the error hook; nil: hook not called
 	}{
 		{name: "valid", auth: []string{"Bearer " + good}, wantStatus: http.StatusOK},
 		{name: "scheme in lower case", auth: []string{"bearer " + good}, wantStatus: http.StatusOK},
@@ -49,6 +55,12 @@ func TestMiddleware(t *testing.T) {
 		{name: "middleware scope granted", opts: []verifier.MiddlewareOption{verifier.WithRequiredScopes("orders:write")}, auth: []string{"Bearer " + good}, wantStatus: http.StatusOK},
 		{name: "route scope", route: []string{"orders:write"}, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusForbidden, wantChall: `Bearer error="insufficient_scope", scope="orders:write"`, wantReason: verifier.ErrScope},
 		{name: "route scope granted", route: []string{"orders:read"}, auth: []string{"Bearer " + readOnly}, wantStatus: http.StatusOK},
+		{name: "key source outage", auth: []string{"Bearer " + good}, keyErr: errors.New("connection refused"), opts: []verifier.MiddlewareOption{verifier.WithRealm("orders")}, wantStatus: http.StatusServiceUnavailable, wantRetry: "10", wantReason: verifier.ErrKeySource},
+		{name: "revocation outage", auth: []string{"Bearer " + good}, revocation: failingList{}, wantStatus: http.StatusServiceUnavailable, wantRetry: "10", wantReason: verifier.ErrRevocationCheck},
+		{name: "retry after, rounded up", auth: []string{"Bearer " + good}, revocation: failingList{}, opts: []verifier.MiddlewareOption{verifier.WithRetryAfter(1500 * time.Millisecond)}, wantStatus: http.StatusServiceUnavailable, wantRetry: "2", wantReason: verifier.ErrRevocationCheck},
+		{name: "retry after, at least 1 s", auth: []string{"Bearer " + good}, revocation: failingList{}, opts: []verifier.MiddlewareOption{verifier.WithRetryAfter(0)}, wantStatus: http.StatusServiceUnavailable, wantRetry: "1", wantReason: verifier.ErrRevocationCheck},
+		{name: "revoked is no outage", auth: []string{"Bearer " + good}, revocation: revokeAll{}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrRevoked},
+		{name: "unknown kid is no outage", auth: []string{"Bearer " + good}, keyErr: fmt.Errorf("gone: %w", verifier.ErrUnknownKID), wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrUnknownKID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +68,15 @@ func TestMiddleware(t *testing.T) {
 			if tt.policy != nil {
 				tt.policy(&p)
 			}
-			v := f.verifier(t, p)
+			if tt.keyErr != nil {
+				f.src.errs[es.KID()] = tt.keyErr
+				t.Cleanup(func() { delete(f.src.errs, es.KID()) })
+			}
+			var vopts []verifier.Option
+			if tt.revocation != nil {
+				vopts = append(vopts, verifier.WithRevocationList(tt.revocation))
+			}
+			v := f.verifier(t, p, vopts...)
 			var reason error
 			opts := append([]verifier.MiddlewareOption{verifier.WithErrorHook(func(_ *http.Request, err error) { reason = err })}, tt.opts...)
 			var final http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +116,9 @@ func TestMiddleware(t *testing.T) {
 			if got := resp.Header.Get("WWW-Authenticate"); got != tt.wantChall {
 				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantChall)
 			}
+			if got := resp.Header.Get("Retry-After"); got != tt.wantRetry {
+				t.Errorf("Retry-After = %q, want %q", got, tt.wantRetry)
+			}
 			switch {
 			case tt.wantStatus == http.StatusOK:
 				if got, want := string(body), "hello user-7"; got != want {
@@ -123,6 +146,76 @@ func TestMiddleware(t *testing.T) {
 
 // errAny stands for "the hook is called, with any reason".
 var errAny = errors.New("any reason")
+
+// revokeAll is a RevocationList that revokes every token.
+type revokeAll struct{ verifier.RevocationList }
+
+func (revokeAll) Revoked(context.Context, string, string, time.Time) (bool, error) { return true, nil }
+
+// TestMiddlewareErrorBody: every status the middleware answers, with RFC
+// 9457 problem details as the body, and the headers unchanged.
+func TestMiddlewareErrorBody(t *testing.T) {
+	f := newFixture(t, "ES256")
+	es := testSigner(t, "ES256")
+	good := f.issue(t, es, baseClaims())
+	tests := []struct {
+		name       string
+		auth       string
+		revocation verifier.RevocationList
+		route      string
+		want       verifier.Refusal
+		wantChall  string
+	}{
+		{name: "401 no token", want: verifier.Refusal{Status: 401}, wantChall: `Bearer realm="orders"`},
+		{name: "401 invalid_token", auth: "Bearer x.y.z", want: verifier.Refusal{Status: 401, Error: "invalid_token"}, wantChall: `Bearer realm="orders", error="invalid_token"`},
+		{name: "403 insufficient_scope", auth: "Bearer " + good, route: "orders:admin", want: verifier.Refusal{Status: 403, Error: "insufficient_scope", Scopes: []string{"orders:admin"}}, wantChall: `Bearer realm="orders", error="insufficient_scope", scope="orders:admin"`},
+		{name: "503 outage", auth: "Bearer " + good, revocation: failingList{}, want: verifier.Refusal{Status: 503}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var vopts []verifier.Option
+			if tt.revocation != nil {
+				vopts = append(vopts, verifier.WithRevocationList(tt.revocation))
+			}
+			v := f.verifier(t, basePolicy(), vopts...)
+			var seen verifier.Refusal
+			body := func(r *http.Request, rf verifier.Refusal) (string, []byte) {
+				seen = rf
+				return verifier.ProblemDetails(r, rf)
+			}
+			var h http.Handler = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("handler reached") })
+			if tt.route != "" {
+				h = verifier.RequireScopes(tt.route)(h)
+			}
+			h = verifier.Middleware(v, verifier.WithRealm("orders"), verifier.WithErrorBody(body))(h)
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want.Status {
+				t.Errorf("status = %d, want %d", rec.Code, tt.want.Status)
+			}
+			if diff := cmp.Diff(tt.want, seen, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Refusal given to the body writer (-want +got):\n%s", diff)
+			}
+			if got := rec.Header().Get("Content-Type"); got != "application/problem+json" {
+				t.Errorf("Content-Type = %q, want application/problem+json", got)
+			}
+			wantBody := fmt.Sprintf(`{"type":"about:blank","title":%q,"status":%d}`, http.StatusText(tt.want.Status), tt.want.Status)
+			if got := rec.Body.String(); got != wantBody {
+				t.Errorf("body = %s, want %s", got, wantBody)
+			}
+			if got := rec.Header().Get("WWW-Authenticate"); got != tt.wantChall {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantChall)
+			}
+			if got := rec.Header().Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", got)
+			}
+		})
+	}
+}
 
 func TestRequireScopesWithoutMiddleware(t *testing.T) {
 	h := verifier.RequireScopes("orders:read")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
