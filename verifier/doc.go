@@ -1,7 +1,11 @@
 // Package verifier checks RFC 9068 JWT access tokens: one Verifier enforces
 // one Policy (every check in one place), against keys from a KeySource and
 // revocations from a RevocationList. It also holds an in-memory
-// RevocationList and the net/http Middleware that answers RFC 6750.
+// RevocationList, the net/http Middleware that answers RFC 6750 (503 with
+// Retry-After when the key source or the revocation list is down, never
+// invalid_token), and NewIntrospectionHandler, an RFC 7662 introspection
+// endpoint that answers from a Verifier for callers the host
+// authenticates.
 //
 // Rule numbers (R2.4, T5, ...) are those of the key-management standard;
 // docs/COMPLIANCE.md in the repository restates each rule and names the

@@ -54,6 +54,12 @@ func WithRetryAfter(d time.Duration) MiddlewareOption {
 	return func(m *middleware) { m.retryAfter = d }
 }
 
+// retryAfter is the Retry-After value of d: whole seconds rounded up, at
+// least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(int64(max((d+time.Second-1)/time.Second, 1)), 10)
+}
+
 // Refusal is an answer of the middleware that does not reach the handler,
 // as WithErrorBody sees it. It never says why a token failed.
 type Refusal struct {
@@ -256,7 +262,7 @@ func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, status int, 
 	scopes = slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return !jose.ValidScopeToken(s) })
 	hd := w.Header()
 	if status == http.StatusServiceUnavailable {
-		hd.Set("Retry-After", strconv.FormatInt(int64(max((m.retryAfter+time.Second-1)/time.Second, 1)), 10))
+		hd.Set("Retry-After", retryAfter(m.retryAfter))
 	} else {
 		var b strings.Builder
 		b.WriteString("Bearer")
