@@ -5,10 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,6 +43,17 @@ func FuzzJWKS(f *testing.F) {
 		`{"keys":[{"kty":"oct","kid":"h","alg":"HS256","k":"AAAA"}]}`,
 		`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","alg":"EdDSA","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`,
 		`{"keys":{}}`, `[]`, `{}`, ``,
+	}
+	files, err := filepath.Glob("testdata/corpus/*.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, name := range files {
+		var c corpusFile
+		if err := json.Unmarshal(must(os.ReadFile(name)), &c); err != nil {
+			f.Fatalf("%s: %v", name, err)
+		}
+		seeds = append(seeds, string(c.JWKS))
 	}
 	for _, s := range seeds {
 		f.Add(s)

@@ -40,9 +40,9 @@ const (
 
 // SkippedKey is one key of the current set that RemoteSet does not use.
 type SkippedKey struct {
-	Index  int        // position in the document's "keys" array
-	KID    string     // clipped to 64 bytes; empty when the key has none
-	Reason SkipReason // why
+	Index  int        `json:"index"`  // position in the document's "keys" array
+	KID    string     `json:"kid"`    // clipped to 64 bytes; empty when the key has none
+	Reason SkipReason `json:"reason"` // why
 }
 
 // secretMembers are the JWK members of private key material (RFC 7518
