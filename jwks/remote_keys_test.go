@@ -485,3 +485,29 @@ func TestRemoteSetWeakRSAWhateverJWX(t *testing.T) {
 		t.Errorf("Skipped (-want +got):\n%s", diff)
 	}
 }
+
+// TestRemoteSetRecoversUnstarted: a set never started, stale past MaxStale
+// while its publisher was down, recovers by itself once it is back.
+func TestRemoteSetRecoversUnstarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := newServer(jwks.WithMaxAge(time.Minute))
+		rs := bubbleRemote(t, srv, jwks.WithMaxStale(time.Minute))
+		srv.mode.Store("500")
+		time.Sleep(2*time.Minute + time.Second)
+		_, err := rs.VerificationKey(t.Context(), "k-ec")
+		if !errors.Is(err, jwks.ErrStale) || !errors.Is(err, verifier.ErrKeySource) {
+			t.Fatalf("past MaxStale: got %v, want ErrStale and ErrKeySource", err)
+		}
+		synctest.Wait()
+		srv.mode.Store("ok")
+		time.Sleep(jwks.DefaultMinRefreshInterval)
+		rs.VerificationKey(t.Context(), "k-ec")
+		synctest.Wait()
+		if _, err := rs.VerificationKey(t.Context(), "k-ec"); err != nil {
+			t.Errorf("after the publisher came back: %v", err)
+		}
+		if got := srv.requests.Load(); got != 3 {
+			t.Errorf("fetches: got %d, want 3 (initial, failed, recovered)", got)
+		}
+	})
+}
