@@ -264,7 +264,7 @@ func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.K
 			return verifier.Key{}, fmt.Errorf("%w: %w: last good set expired at %s", verifier.ErrKeySource, ErrStale, snap.expires.Format(time.RFC3339))
 		}
 	}
-	if k, err, ok := snap.lookup(kid); ok {
+	if k, ok, err := snap.lookup(kid); ok {
 		return k, err
 	}
 	if kid == "" {
@@ -275,22 +275,22 @@ func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.K
 
 // lookup answers for kid from the snapshot: its key, or why it is unusable.
 // ok is false when the set does not name kid.
-func (p *parsed) lookup(kid string) (verifier.Key, error, bool) {
+func (p *parsed) lookup(kid string) (verifier.Key, bool, error) {
 	if k, ok := p.keys[kid]; ok {
-		return k, nil, true
+		return k, true, nil
 	}
 	if r, ok := p.unusable[kid]; ok {
-		return verifier.Key{}, fmt.Errorf("%w: %s: kid %q", verifier.ErrKeyUnusable, r, jose.Clip(kid)), true
+		return verifier.Key{}, true, fmt.Errorf("%w: %s: kid %q", verifier.ErrKeyUnusable, r, jose.Clip(kid))
 	}
-	return verifier.Key{}, nil, false
+	return verifier.Key{}, false, nil
 }
 
 // current looks kid up in the current snapshot.
-func (s *RemoteSet) current(kid string) (verifier.Key, error, bool) {
+func (s *RemoteSet) current(kid string) (verifier.Key, bool, error) {
 	if snap := s.snap.Load(); snap != nil {
 		return snap.lookup(kid)
 	}
-	return verifier.Key{}, nil, false
+	return verifier.Key{}, false, nil
 }
 
 // wait waits for the fetch to end, or for ctx.
@@ -342,7 +342,7 @@ func (s *RemoteSet) miss(ctx context.Context, kid string, now time.Time) (verifi
 		if err := c.wait(ctx); err != nil {
 			return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh not awaited: %w)", verifier.ErrUnknownKID, jose.Clip(kid), err)
 		}
-		if k, err, ok := s.current(kid); ok {
+		if k, ok, err := s.current(kid); ok {
 			return k, err
 		}
 	}
@@ -357,7 +357,7 @@ func (s *RemoteSet) miss(ctx context.Context, kid string, now time.Time) (verifi
 	if err := c.wait(ctx); err != nil {
 		return verifier.Key{}, fmt.Errorf("%w: kid %q (refresh not awaited: %w)", verifier.ErrUnknownKID, jose.Clip(kid), err)
 	}
-	if k, err, ok := s.current(kid); ok {
+	if k, ok, err := s.current(kid); ok {
 		return k, err
 	}
 	if len(kid) <= maxNegativeKID {
@@ -526,12 +526,13 @@ func (s *RemoteSet) fetch() error {
 		return fmt.Errorf("%w: status %d", ErrFetch, resp.StatusCode)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	s.snap.Store(next)
 	clear(s.negative)
+	s.mu.Unlock()
 	if old == nil || !slices.Equal(old.skipped, next.skipped) {
 		for _, k := range next.skipped {
 			s.log.Warn("jwks: key skipped", "url", s.logURL, "index", k.Index, "kid", k.KID, "reason", string(k.Reason))
