@@ -328,6 +328,14 @@ func TestRemoteSetWithoutAlg(t *testing.T) {
 	if _, err := onlyEd.VerificationKey(ctxT(t), entraKID); !errors.Is(err, verifier.ErrKeyUnusable) || !strings.Contains(err.Error(), string(jwks.SkipAlgorithm)) {
 		t.Errorf("RSA key without an allowed RSA alg: got %v, want ErrKeyUnusable (%s)", err, jwks.SkipAlgorithm)
 	}
+	v, err := verifier.New(onlyEd, verifier.Policy{Issuer: "https://login.example/v2.0", Audience: []string{"api://orders"}}, verifier.UnsafeWithoutRevocation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(ctxT(t), token(t, "RS256", rsaKey(), entraKID))
+	if !errors.Is(err, verifier.ErrKeyUnusable) || !strings.HasPrefix(err.Error(), "verifier: kid present but unusable: "+string(jwks.SkipAlgorithm)) {
+		t.Errorf("Verify with a skipped kid: got %v, want \"verifier: kid present but unusable: %s...\"", err, jwks.SkipAlgorithm)
+	}
 }
 
 // TestRemoteSetUnknownKIDBudget: a key published right after a background

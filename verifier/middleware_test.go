@@ -60,6 +60,7 @@ func TestMiddleware(t *testing.T) {
 		{name: "retry after, rounded up", auth: []string{"Bearer " + good}, revocation: failingList{}, opts: []verifier.MiddlewareOption{verifier.WithRetryAfter(1500 * time.Millisecond)}, wantStatus: http.StatusServiceUnavailable, wantRetry: "2", wantReason: verifier.ErrRevocationCheck},
 		{name: "retry after, at least 1 s", auth: []string{"Bearer " + good}, revocation: failingList{}, opts: []verifier.MiddlewareOption{verifier.WithRetryAfter(0)}, wantStatus: http.StatusServiceUnavailable, wantRetry: "1", wantReason: verifier.ErrRevocationCheck},
 		{name: "revoked is no outage", auth: []string{"Bearer " + good}, revocation: revokeAll{}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrRevoked},
+		{name: "unusable kid is no outage", auth: []string{"Bearer " + good}, keyErr: fmt.Errorf("%w: use not sig", verifier.ErrKeyUnusable), wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrKeyUnusable},
 		{name: "unknown kid is no outage", auth: []string{"Bearer " + good}, keyErr: fmt.Errorf("gone: %w", verifier.ErrUnknownKID), wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrUnknownKID},
 	}
 	for _, tt := range tests {
