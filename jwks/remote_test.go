@@ -74,7 +74,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // start serves s on a loopback httptest server.
-func (s *server) start(t *testing.T) string {
+func (s *server) start(t testing.TB) string {
 	t.Helper()
 	ts := httptest.NewServer(s)
 	t.Cleanup(func() {
@@ -87,7 +87,7 @@ func (s *server) start(t *testing.T) string {
 // quiet is the logger of the tests that do not read the log.
 var quiet = slog.New(slog.DiscardHandler)
 
-func newRemote(t *testing.T, url string, opts ...jwks.RemoteOption) *jwks.RemoteSet {
+func newRemote(t testing.TB, url string, opts ...jwks.RemoteOption) *jwks.RemoteSet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
