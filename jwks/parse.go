@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"slices"
 	"strings"
@@ -37,6 +38,17 @@ const (
 	SkipKeyMismatch  SkipReason = "key does not fit its alg"              // e.g. a P-384 key with "alg":"ES256"
 	SkipDuplicateKID SkipReason = "duplicate kid"                         // two usable keys with one kid: neither is used
 )
+
+// level is the log level of a skipped key: Info for a key that is simply
+// not a signature key RemoteSet reads (an encryption key, a type it does
+// not implement), Warn for a key that is broken or dangerous.
+func (r SkipReason) level() slog.Level {
+	switch r {
+	case SkipUse, SkipKeyOps, SkipKeyType:
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
 
 // SkippedKey is one key of the current set that RemoteSet does not use.
 type SkippedKey struct {

@@ -71,9 +71,10 @@ func WithTimeout(d time.Duration) RemoteOption {
 }
 
 // WithMinRefreshInterval sets the shortest time between two fetches
-// triggered by unknown kids, the life of a negative cache entry, the retry
-// delay after a failed background refresh and the floor of the server's
-// max-age (default 30 s).
+// triggered by unknown kids, and between two fetches started because the
+// set expired; the life of a negative cache entry, the retry delay after a
+// failed background refresh and the floor of the server's max-age (default
+// 30 s).
 func WithMinRefreshInterval(d time.Duration) RemoteOption {
 	return func(s *RemoteSet) { s.minRefresh = d }
 }
@@ -93,9 +94,11 @@ func WithAlgorithms(algs ...string) RemoteOption {
 }
 
 // WithLogger reports through l what the operator must know: each key a
-// fetched set skips (kid clipped, reason), a document refused, a fetch
-// that failed. Default: slog.Default(). Lines about a set are written when
-// its list of skipped keys changes, not at every fetch.
+// fetched set skips (kid clipped, reason; at Info for keys that are simply
+// not signature keys, SkipUse, SkipKeyOps and SkipKeyType, at Warn for
+// the others), a document refused (Error), a fetch that failed (Warn).
+// Default: slog.Default(). Lines about skipped keys are written when the
+// list of skipped keys changes, not at every fetch.
 func WithLogger(l *slog.Logger) RemoteOption {
 	return func(s *RemoteSet) { s.log = l }
 }
@@ -535,7 +538,7 @@ func (s *RemoteSet) fetch() error {
 	s.mu.Unlock()
 	if old == nil || !slices.Equal(old.skipped, next.skipped) {
 		for _, k := range next.skipped {
-			s.log.Warn("jwks: key skipped", "url", s.logURL, "index", k.Index, "kid", k.KID, "reason", string(k.Reason))
+			s.log.Log(context.Background(), k.Reason.level(), "jwks: key skipped", "url", s.logURL, "index", k.Index, "kid", k.KID, "reason", string(k.Reason))
 		}
 	}
 	return nil

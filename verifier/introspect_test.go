@@ -181,6 +181,7 @@ func TestIntrospectionRefusals(t *testing.T) {
 		ctype      string
 		auth       string
 		form       string
+		query      string
 		revocation verifier.RevocationList
 		wantStatus int
 		wantBody   string
@@ -193,6 +194,7 @@ func TestIntrospectionRefusals(t *testing.T) {
 		{name: "GET", method: http.MethodGet, auth: basic, wantStatus: 405, wantBody: `{"error":"invalid_request"}`, wantHeader: [2]string{"Allow", "POST"}, wantReason: errAny},
 		{name: "JSON body", ctype: "application/json", auth: basic, form: `{"token":"x"}`, wantStatus: 400, wantBody: `{"error":"invalid_request"}`, wantReason: errAny},
 		{name: "no token", auth: basic, form: "token_type_hint=access_token", wantStatus: 400, wantBody: `{"error":"invalid_request"}`, wantReason: errAny},
+		{name: "token in the URL only", auth: basic, query: "?token=" + good, wantStatus: 400, wantBody: `{"error":"invalid_request"}`, wantReason: errAny},
 		{name: "token twice", auth: basic, form: "token=" + good + "&token=" + good, wantStatus: 400, wantBody: `{"error":"invalid_request"}`, wantReason: errAny},
 		{name: "body over the limit", auth: basic, form: "token=" + strings.Repeat("a", 300<<10), wantStatus: 400, wantBody: `{"error":"invalid_request"}`, wantReason: errAny},
 		{name: "revocation list down", auth: basic, form: "token=" + good, revocation: failingList{}, wantStatus: 503, wantBody: `{"error":"temporarily_unavailable"}`, wantHeader: [2]string{"Retry-After", "10"}, wantReason: verifier.ErrRevocationCheck},
@@ -212,7 +214,7 @@ func TestIntrospectionRefusals(t *testing.T) {
 			if ctype == "" {
 				ctype = "application/x-www-form-urlencoded"
 			}
-			req := httptest.NewRequest(method, "/introspect", strings.NewReader(tc.form))
+			req := httptest.NewRequest(method, "/introspect"+tc.query, strings.NewReader(tc.form))
 			req.Header.Set("Content-Type", ctype)
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
