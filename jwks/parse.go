@@ -97,21 +97,24 @@ func (s *RemoteSet) parse(body []byte) (*parsed, error) {
 	}
 	p := &parsed{keys: make(map[string]verifier.Key, len(doc.Keys)), unusable: make(map[string]SkipReason)}
 	dup := make(map[string]bool)
+	var kept []int
 	for i, raw := range doc.Keys {
 		k, r := s.usable(raw, members[i], kids[i])
-		if r == "" {
-			if _, ok := p.keys[k.KID]; ok {
-				dup[k.KID] = true
-			}
-			p.keys[k.KID] = k
+		if r != "" {
+			p.skip(i, kids[i], r)
 			continue
 		}
-		p.skip(i, kids[i], r)
+		if _, ok := p.keys[k.KID]; ok {
+			dup[k.KID] = true
+		}
+		p.keys[k.KID] = k
+		kept = append(kept, i)
 	}
-	for i, kid := range kids {
-		if dup[kid] {
+	for _, i := range kept {
+		if kid := kids[i]; dup[kid] {
 			delete(p.keys, kid)
 			p.skip(i, kid, SkipDuplicateKID)
+			p.unusable[kid] = SkipDuplicateKID // whatever else the kid's other keys are
 		}
 	}
 	slices.SortStableFunc(p.skipped, func(a, b SkippedKey) int { return a.Index - b.Index })

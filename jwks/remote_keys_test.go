@@ -523,3 +523,25 @@ func TestRemoteSetRecoversUnstarted(t *testing.T) {
 		}
 	})
 }
+
+// TestRemoteSetDuplicateKID: two usable keys with one kid are both
+// skipped, each reported once, and the kid's error says why, even beside
+// a key of that kid skipped for another reason.
+func TestRemoteSetDuplicateKID(t *testing.T) {
+	ec := func(fields map[string]any) string { return jwkJSON(t, &ecKey().PublicKey, fields) }
+	srv := newServer()
+	srv.mode.Store(doc(
+		ec(map[string]any{"kid": "good", "alg": "ES256"}),
+		ec(map[string]any{"kid": "dup", "use": "enc"}),
+		ec(map[string]any{"kid": "dup", "alg": "ES256"}),
+		jwkJSON(t, edKey().Public(), map[string]any{"kid": "dup"}),
+	))
+	rs := newRemote(t, srv.start(t))
+	want := []jwks.SkippedKey{{Index: 1, KID: "dup", Reason: jwks.SkipUse}, {Index: 2, KID: "dup", Reason: jwks.SkipDuplicateKID}, {Index: 3, KID: "dup", Reason: jwks.SkipDuplicateKID}}
+	if diff := cmp.Diff(want, rs.Skipped()); diff != "" {
+		t.Errorf("Skipped (-want +got):\n%s", diff)
+	}
+	if _, err := rs.VerificationKey(ctxT(t), "dup"); !errors.Is(err, verifier.ErrKeyUnusable) || !strings.Contains(err.Error(), string(jwks.SkipDuplicateKID)) {
+		t.Errorf("VerificationKey(dup): got %v, want ErrKeyUnusable (%s)", err, jwks.SkipDuplicateKID)
+	}
+}
