@@ -53,8 +53,10 @@
 // single-flight, and recent misses are cached. That budget is their own:
 // background and expiry fetches do not use it up, so a key published just
 // after a background fetch is found on first use. Only the caller that
-// triggers the fetch waits for it (bounded by its context); the others fail
-// at once with verifier.ErrUnknownKID.
+// triggers the fetch waits for it (bounded by its context; a fetch already
+// in flight, which may have read the document before the key was
+// published, is awaited first); the others fail at once with
+// verifier.ErrUnknownKID.
 //
 // # Concurrency
 //
