@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -114,7 +115,7 @@ func jwkSetServer(t *testing.T, doc json.RawMessage) (*jwks.RemoteSet, error) {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	set, err := jwks.NewRemoteSet(ctx, srv.URL, jwks.AllowInsecureLoopback(), jwks.WithMinRefreshInterval(time.Hour))
+	set, err := jwks.NewRemoteSet(ctx, srv.URL, jwks.AllowInsecureLoopback(), jwks.WithMinRefreshInterval(time.Hour), jwks.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		return nil, err
 	}
