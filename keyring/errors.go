@@ -38,3 +38,8 @@ var (
 	ErrSecretValue   = errors.New("keyring: invalid secret value")
 	ErrSecretHook    = errors.New("keyring: secret hook failed")
 )
+
+// ErrImport reports a key import that is refused: no key or two, a
+// backend that cannot import, a key that does not sign as it should. A weak
+// or unsuitable key also wraps signer.ErrWeakKey.
+var ErrImport = errors.New("keyring: key import refused")

@@ -34,4 +34,10 @@ var (
 	ErrConfig = errors.New("signer: invalid configuration")
 	// ErrClaims: the claims given to the Issuer are refused.
 	ErrClaims = errors.New("signer: claims refused")
+	// ErrWeakKey: a key offered for import is weak (RSA under 2048 bits,
+	// the ROCA fingerprint) or does not suit the algorithm (type, curve).
+	ErrWeakKey = errors.New("signer: weak or unsuitable key")
+	// ErrKeyFormat: key material offered for import does not parse as a
+	// private key (PEM or JWK).
+	ErrKeyFormat = errors.New("signer: unreadable private key")
 )

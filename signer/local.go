@@ -62,6 +62,26 @@ func (p *LocalProvider) Generate(ctx context.Context, kid, alg string) (Signer, 
 	if err != nil {
 		return nil, "", fmt.Errorf("signer: generate %s key: %w", alg, err)
 	}
+	return p.seal(ctx, kid, alg, key)
+}
+
+// Import takes an existing private key (migration): it refuses a key that
+// does not suit alg or is weak (CheckImportedKey, ErrWeakKey), then seals
+// it at once as Generate seals a key it made: the reference is the only
+// form in which it is stored.
+func (p *LocalProvider) Import(ctx context.Context, kid, alg string, key crypto.Signer) (Signer, string, error) {
+	if key == nil {
+		return nil, "", fmt.Errorf("%w: no key", ErrKeyFormat)
+	}
+	if err := CheckImportedKey(alg, key.Public()); err != nil {
+		return nil, "", err
+	}
+	return p.seal(ctx, kid, alg, key)
+}
+
+// seal wraps key under the KEK, bound to kid and alg, and returns its
+// Signer and reference.
+func (p *LocalProvider) seal(ctx context.Context, kid, alg string, key crypto.Signer) (Signer, string, error) {
 	s, err := FromCryptoSigner(kid, alg, key)
 	if err != nil {
 		return nil, "", err
