@@ -24,3 +24,10 @@ type Client interface {
 	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
 	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
 }
+
+// TagClient is what Provider.Adopt needs beyond Client: it tags an
+// existing key with its kid and algorithm (kms:TagResource). *kms.Client
+// implements it.
+type TagClient interface {
+	TagResource(ctx context.Context, in *kms.TagResourceInput, optFns ...func(*kms.Options)) (*kms.TagResourceOutput, error)
+}
