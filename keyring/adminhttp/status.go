@@ -1,0 +1,95 @@
+package adminhttp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
+)
+
+// statusRule maps the errors of one kind to an HTTP status and a short
+// machine-readable code.
+type statusRule struct {
+	status int
+	code   string
+	errs   []error
+}
+
+// statusRules are tried in order: the first that matches wins. A refusal
+// of the caller (401, 403) comes before the outage that may be joined to
+// it (an access denial whose audit event also failed is still a denial).
+var statusRules = []statusRule{
+	{http.StatusBadRequest, "bad_request", []error{ErrBadRequest, verifier.ErrArgument}},
+	{http.StatusUnauthorized, "unauthenticated", []error{ErrUnauthenticated, keyring.ErrNoPrincipal}},
+	{http.StatusForbidden, "forbidden", []error{keyring.ErrForbidden, keyring.ErrSelfApproval}},
+	{http.StatusNotFound, "not_found", []error{keyring.ErrNotFound, keyring.ErrUnknownSet, keyring.ErrUnknownSecret,
+		keyring.ErrUnknownDataKey, keyring.ErrSecretUnset}},
+	{http.StatusConflict, "conflict", []error{keyring.ErrExists, keyring.ErrConflict, keyring.ErrIllegalState,
+		keyring.ErrPrePublication, keyring.ErrApprovalRequired, keyring.ErrNoActiveKey, keyring.ErrFrozen,
+		keyring.ErrOverdue, keyring.ErrSecretRevoked, keyring.ErrDataKeyRetired, keyring.ErrDataKeyDestroyed}},
+	{http.StatusUnprocessableEntity, "unprocessable", []error{keyring.ErrImport, keyring.ErrPolicy,
+		keyring.ErrWrongPurpose, keyring.ErrNoOwner, keyring.ErrSecretValue, keyring.ErrCiphertext,
+		keyring.ErrCiphertextVersion, keyring.ErrDecrypt, signer.ErrWeakKey, signer.ErrKeyFormat,
+		signer.ErrUnsupportedAlgorithm, signer.ErrBadReference, signer.ErrKeyNotFound, signer.ErrKeyDisabled,
+		signer.ErrKeyPendingDeletion, signer.ErrDigestSize, signer.ErrConfig, signer.ErrClaims}},
+	{http.StatusTooManyRequests, "throttled", []error{signer.ErrThrottled}},
+	{http.StatusBadGateway, "bad_gateway", []error{signer.ErrBackendIntegrity, signer.ErrPermissionDenied,
+		keyring.ErrIncidentHook, keyring.ErrSecretHook}},
+	{http.StatusServiceUnavailable, "unavailable", []error{keyring.ErrAudit, keyring.ErrBackend, signer.ErrUnavailable,
+		signer.ErrUnwrap, signer.ErrKeyNotActive, audit.ErrSinkClosed, audit.ErrChainFailed, audit.ErrChainBroken,
+		verifier.ErrRevocationCheck, verifier.ErrKeySource}},
+	{http.StatusGatewayTimeout, "timeout", []error{context.DeadlineExceeded, context.Canceled}},
+}
+
+// Status maps an error of the library to the HTTP status an
+// administrative API answers with; nil gives 200 and an unknown error 500.
+// Hosts that write their own handlers use it too.
+//
+//	400 bad request          ErrBadRequest, verifier.ErrArgument
+//	401 unauthenticated      ErrUnauthenticated, keyring.ErrNoPrincipal
+//	403 forbidden            keyring.ErrForbidden, ErrSelfApproval
+//	404 not found            keyring.ErrNotFound, ErrUnknownSet, ErrUnknownSecret, ErrUnknownDataKey, ErrSecretUnset
+//	409 conflict             the key's state refuses the action: keyring.ErrExists, ErrConflict, ErrIllegalState,
+//	                         ErrPrePublication, ErrApprovalRequired, ErrNoActiveKey, ErrFrozen, ErrOverdue,
+//	                         ErrSecretRevoked, ErrDataKeyRetired, ErrDataKeyDestroyed
+//	422 unprocessable        the input is refused: keyring.ErrImport, ErrPolicy, ErrWrongPurpose, ErrNoOwner,
+//	                         ErrSecretValue, the ciphertext errors; signer.ErrWeakKey, ErrKeyFormat,
+//	                         ErrUnsupportedAlgorithm, ErrBadReference, ErrKeyNotFound, ErrKeyDisabled,
+//	                         ErrKeyPendingDeletion, ErrDigestSize, ErrConfig, ErrClaims
+//	429 throttled            signer.ErrThrottled
+//	502 bad gateway          signer.ErrBackendIntegrity, ErrPermissionDenied; keyring.ErrIncidentHook, ErrSecretHook
+//	503 unavailable          keyring.ErrAudit (nothing was done), ErrBackend; signer.ErrUnavailable, ErrUnwrap,
+//	                         ErrKeyNotActive; audit.ErrSinkClosed, ErrChainFailed, ErrChainBroken;
+//	                         verifier.ErrRevocationCheck, ErrKeySource
+//	504 timeout              context.DeadlineExceeded, context.Canceled
+func Status(err error) int {
+	s, _ := classify(err)
+	return s
+}
+
+// Code is the short code of Status(err) that error bodies carry:
+// "bad_request", "unauthenticated", "forbidden", "not_found", "conflict",
+// "unprocessable", "throttled", "bad_gateway", "unavailable", "timeout",
+// "internal"; "" for nil.
+func Code(err error) string {
+	_, c := classify(err)
+	return c
+}
+
+func classify(err error) (int, string) {
+	if err == nil {
+		return http.StatusOK, ""
+	}
+	for _, r := range statusRules {
+		for _, target := range r.errs {
+			if errors.Is(err, target) {
+				return r.status, r.code
+			}
+		}
+	}
+	return http.StatusInternalServerError, "internal"
+}
