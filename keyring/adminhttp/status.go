@@ -7,6 +7,8 @@ import (
 
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/filestore"
+	"github.com/tokenkms/tokenkms/keyring/pgstore"
 	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -41,12 +43,14 @@ var statusRules = []statusRule{
 		keyring.ErrIncidentHook, keyring.ErrSecretHook}},
 	{http.StatusServiceUnavailable, "unavailable", []error{keyring.ErrAudit, keyring.ErrBackend, signer.ErrUnavailable,
 		signer.ErrUnwrap, signer.ErrKeyNotActive, audit.ErrSinkClosed, audit.ErrChainFailed, audit.ErrChainBroken,
-		verifier.ErrRevocationCheck, verifier.ErrKeySource}},
+		verifier.ErrRevocationCheck, verifier.ErrKeySource, filestore.ErrLocked, filestore.ErrClosed,
+		pgstore.ErrRevocationsStale}},
 	{http.StatusGatewayTimeout, "timeout", []error{context.DeadlineExceeded, context.Canceled}},
 }
 
 // Status maps an error of the library to the HTTP status an
-// administrative API answers with; nil gives 200 and an unknown error 500.
+// administrative API answers with; nil gives 200, and an error not listed
+// (a corrupt store, a database schema newer than the build) 500.
 // Hosts that write their own handlers use it too.
 //
 //	400 bad request          ErrBadRequest, verifier.ErrArgument
@@ -64,7 +68,8 @@ var statusRules = []statusRule{
 //	502 bad gateway          signer.ErrBackendIntegrity, ErrPermissionDenied; keyring.ErrIncidentHook, ErrSecretHook
 //	503 unavailable          keyring.ErrAudit (nothing was done), ErrBackend; signer.ErrUnavailable, ErrUnwrap,
 //	                         ErrKeyNotActive; audit.ErrSinkClosed, ErrChainFailed, ErrChainBroken;
-//	                         verifier.ErrRevocationCheck, ErrKeySource
+//	                         verifier.ErrRevocationCheck, ErrKeySource; filestore.ErrLocked (another
+//	                         process holds the store), ErrClosed; pgstore.ErrRevocationsStale
 //	504 timeout              context.DeadlineExceeded, context.Canceled
 func Status(err error) int {
 	s, _ := classify(err)

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/keyring/adminhttp"
+)
+
+// A command declares its flags on fs and returns what runs it with the
+// positional arguments.
+type command func(fs *flag.FlagSet) func(ctx context.Context, c *cli, args []string) error
+
+type group struct {
+	names []string
+	cmds  map[string]command
+}
+
+var commands = map[string]command{
+	"report":    cmdReport,
+	"create":    cmdCreate,
+	"import":    cmdImport,
+	"approve":   keyAction("approve", (*keyring.Keyring).Approve),
+	"activate":  keyAction("activate", (*keyring.Keyring).Activate),
+	"retire":    keyAction("retire", (*keyring.Keyring).Retire),
+	"rotate":    cmdRotate,
+	"emergency": cmdEmergency,
+}
+
+var groups = map[string]group{
+	"keys":     {[]string{"list", "show"}, map[string]command{"list": cmdKeysList, "show": cmdKeysShow}},
+	"revoke":   {[]string{"jti", "kid"}, map[string]command{"jti": cmdRevokeJTI, "kid": cmdRevokeKID}},
+	"schedule": {[]string{"approve"}, map[string]command{"approve": cmdScheduleApprove}},
+	"secrets":  {[]string{"rotate"}, map[string]command{"rotate": cmdSecretsRotate}},
+	"audit":    {[]string{"verify"}, map[string]command{"verify": cmdAuditVerify}},
+}
+
+// withRing opens the keyring, runs f on it as the acting principal, and
+// closes what it opened.
+func (c *cli) withRing(ctx context.Context, f func(s *session) error) (err error) {
+	s, err := c.st.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, s.close()) }()
+	return f(s)
+}
+
+// print writes v as JSON with --json, else what human writes.
+func (c *cli) print(v any, human func(w io.Writer)) error {
+	if c.st.json {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human(c.stdout)
+	return nil
+}
+
+func args(args []string, names ...string) error {
+	if len(args) != len(names) {
+		return fmt.Errorf("%w: want %s, got %d arguments", errUsage, strings.Join(names, " "), len(args))
+	}
+	return nil
+}
+
+func required(flags map[string]string) error {
+	for name, v := range flags {
+		if v == "" {
+			return fmt.Errorf("%w: --%s is required", errUsage, name)
+		}
+	}
+	return nil
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func keyTable(w io.Writer, keys []adminhttp.KeyView) {
+	rows := make([][]string, 0, len(keys))
+	for _, k := range keys {
+		rows = append(rows, []string{k.KID, k.Set, k.Purpose, k.Algorithm, k.State, k.Owner, when(k.CreatedAt), when(k.RotateBy), dash(k.ApprovedBy)})
+	}
+	table(w, "KID\tSET\tPURPOSE\tALG\tSTATE\tOWNER\tCREATED\tROTATE-BY\tAPPROVED-BY", rows)
+}
+
+func keyDetail(w io.Writer, k adminhttp.KeyView) {
+	rows := [][]string{
+		{"kid", k.KID}, {"set", k.Set}, {"purpose", k.Purpose}, {"algorithm", k.Algorithm}, {"state", k.State},
+		{"owner", k.Owner}, {"created by", dash(k.CreatedBy)}, {"created", when(k.CreatedAt)}, {"rotate by", when(k.RotateBy)},
+		{"approved by", dash(k.ApprovedBy)}, {"approved", when(k.ApprovedAt)}, {"activate at", when(k.ActivateAt)},
+		{"activated", when(k.ActivatedAt)}, {"retiring since", when(k.RetiringAt)}, {"grace until", when(k.GraceUntil)},
+		{"retired", when(k.RetiredAt)}, {"compromised", when(k.CompromisedAt)}, {"destroyed", when(k.DestroyedAt)},
+		{"incident", dash(k.Incident)}, {"backend", k.Backend}, {"version", fmt.Sprint(k.Version)},
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+	}
+	tw.Flush()
+}
+
+// stateList collects repeated --state flags.
+type stateList []keyring.State
+
+func (l *stateList) String() string { return fmt.Sprint(*l) }
+func (l *stateList) Set(s string) error {
+	st, err := adminhttp.ParseState(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, st)
+	return nil
+}
+
+func cmdKeysList(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	set := fs.String("set", "", "")
+	var states stateList
+	fs.Var(&states, "state", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			keys, err := s.ring.Keys(s.ctx, keyring.Filter{Set: *set, States: states})
+			if err != nil {
+				return err
+			}
+			out := adminhttp.KeyList{Keys: make([]adminhttp.KeyView, 0, len(keys))}
+			for _, k := range keys {
+				out.Keys = append(out.Keys, adminhttp.NewKeyView(k))
+			}
+			return c.print(out, func(w io.Writer) { keyTable(w, out.Keys) })
+		})
+	}
+}
+
+// showKey prints the current record of kid.
+func (c *cli) showKey(s *session, kid string) error {
+	k, err := s.ring.Key(s.ctx, kid)
+	if err != nil {
+		return err
+	}
+	v := adminhttp.NewKeyView(k)
+	return c.print(v, func(w io.Writer) { keyDetail(w, v) })
+}
+
+func cmdKeysShow(*flag.FlagSet) func(context.Context, *cli, []string) error {
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a, "KID"); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error { return c.showKey(s, a[0]) })
+	}
+}
+
+func cmdReport(*flag.FlagSet) func(context.Context, *cli, []string) error {
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			rep, err := adminhttp.BuildReport(s.ctx, s.ring)
+			if err != nil {
+				return err
+			}
+			return c.print(rep, func(w io.Writer) {
+				rows := make([][]string, 0, len(rep.Keys))
+				for _, l := range rep.Keys {
+					bg := "-"
+					if l.BreakGlass {
+						bg = "awaiting review (" + l.Incident + ")"
+					}
+					rows = append(rows, []string{l.KID, l.Set, l.Purpose, l.State, l.Owner, when(l.CreatedAt), when(l.RotateBy),
+						fmt.Sprint(l.DaysOverdue), dash(l.ApprovedBy), bg})
+				}
+				table(w, "KID\tSET\tPURPOSE\tSTATE\tOWNER\tCREATED\tROTATE-BY\tDAYS-OVERDUE\tAPPROVED-BY\tBREAK-GLASS", rows)
+				fmt.Fprintf(w, "%d keys, %d overdue, %d break-glass awaiting review\n", len(rep.Keys), rep.Overdue, rep.BreakGlass)
+			})
+		})
+	}
+}
+
+// printCreated prints a key that a command created.
+func (c *cli) printCreated(verb string, k keyring.Key) error {
+	v := adminhttp.NewKeyView(k)
+	return c.print(v, func(w io.Writer) {
+		fmt.Fprintf(w, "%s %s in set %s: %s, approval by another principal needed before activation\n", verb, k.KID, k.Set, k.State)
+	})
+}
+
+func cmdCreate(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	set := fs.String("set", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := errors.Join(args(a), required(map[string]string{"set": *set})); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			k, err := s.ring.Create(s.ctx, *set)
+			if err != nil {
+				return err
+			}
+			return c.printCreated("created", k)
+		})
+	}
+}
+
+func cmdRotate(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	set := fs.String("set", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := errors.Join(args(a), required(map[string]string{"set": *set})); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			k, err := s.ring.Rotate(s.ctx, *set)
+			if err != nil {
+				return err
+			}
+			v := adminhttp.NewKeyView(k)
+			return c.print(v, func(w io.Writer) {
+				fmt.Fprintf(w, "rotation of %s started: successor %s published, may activate from %s\n", k.Set, k.KID, when(k.ActivateAt))
+			})
+		})
+	}
+}
+
+func cmdImport(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	set := fs.String("set", "", "")
+	keyFile := fs.String("key", "", "")
+	ref := fs.String("ref", "", "")
+	kid := fs.String("kid", "", "")
+	created := fs.String("created-at", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := errors.Join(args(a), required(map[string]string{"set": *set})); err != nil {
+			return err
+		}
+		if (*keyFile == "") == (*ref == "") {
+			return fmt.Errorf("%w: give either --key FILE or --ref REF", errUsage)
+		}
+		req := adminhttp.ImportRequest{KID: *kid, Ref: *ref}
+		if *created != "" {
+			t, err := time.Parse(time.RFC3339, *created)
+			if err != nil {
+				return fmt.Errorf("%w: --created-at: want RFC 3339, such as 2025-06-01T00:00:00Z", errUsage)
+			}
+			req.CreatedAt = t
+		}
+		if *keyFile != "" {
+			pem, err := c.readInput(*keyFile)
+			if err != nil {
+				return err
+			}
+			req.PrivateKey = string(pem)
+			clear(pem)
+		}
+		in, err := req.KeyImport()
+		if err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			k, err := s.ring.Import(s.ctx, *set, in)
+			if err != nil {
+				return err
+			}
+			return c.printCreated("imported", k)
+		})
+	}
+}
+
+// readInput reads a file, or stdin for "-".
+func (c *cli) readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(io.LimitReader(c.stdin, 1<<20))
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return b, nil
+}
+
+// keyAction is a command that acts on one kid and prints its new record.
+func keyAction(verb string, act func(*keyring.Keyring, context.Context, string) error) command {
+	return func(*flag.FlagSet) func(context.Context, *cli, []string) error {
+		return func(ctx context.Context, c *cli, a []string) error {
+			if err := args(a, "KID"); err != nil {
+				return err
+			}
+			return c.withRing(ctx, func(s *session) error {
+				if err := act(s.ring, s.ctx, a[0]); err != nil {
+					return err
+				}
+				if !c.st.json {
+					fmt.Fprintf(c.stdout, "%s: %s done\n", a[0], verb)
+				}
+				return c.showKey(s, a[0])
+			})
+		}
+	}
+}
+
+func cmdEmergency(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	incident := fs.String("incident", "", "")
+	reason := fs.String("reason", "", "")
+	severity := fs.String("severity", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := errors.Join(args(a, "KID"), required(map[string]string{"incident": *incident})); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			fresh, err := s.ring.EmergencyRotate(s.ctx, a[0], keyring.Incident{ID: *incident, Reason: *reason, Severity: *severity})
+			res := adminhttp.EmergencyResult{Compromised: a[0]}
+			if fresh.KID != "" {
+				v := adminhttp.NewKeyView(fresh)
+				res.Fresh = &v
+			}
+			if err != nil && res.Fresh == nil {
+				return err
+			}
+			perr := c.print(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s compromised under incident %s: frozen, revoked\n", a[0], *incident)
+				if res.Fresh != nil {
+					fmt.Fprintf(w, "fresh key %s active in set %s (break-glass: a second person reviews it)\n", fresh.KID, fresh.Set)
+				}
+			})
+			return errors.Join(err, perr)
+		})
+	}
+}
+
+// durableRevocations refuses a revocation that the store cannot keep.
+func durableRevocations(s *session) error {
+	if s.pg == nil {
+		return fmt.Errorf("%w: a file store keeps no revocation list, so the revocation would end with this command; revoke through the running host (adminhttp) or use a PostgreSQL store", errUsage)
+	}
+	return nil
+}
+
+func cmdRevokeJTI(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	until := fs.String("until", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a, "JTI"); err != nil {
+			return err
+		}
+		end := time.Now().Add(adminhttp.DefaultJTIRevocation)
+		if *until != "" {
+			t, err := time.Parse(time.RFC3339, *until)
+			if err != nil {
+				return fmt.Errorf("%w: --until: want RFC 3339", errUsage)
+			}
+			end = t
+		}
+		return c.withRing(ctx, func(s *session) error {
+			if err := durableRevocations(s); err != nil {
+				return err
+			}
+			if err := s.ring.RevokeJTI(s.ctx, a[0], end); err != nil {
+				return err
+			}
+			return c.print(adminhttp.RevokeJTIRequest{JTI: a[0], Until: end.UTC()}, func(w io.Writer) {
+				fmt.Fprintf(w, "jti %s revoked until %s\n", a[0], when(end))
+			})
+		})
+	}
+}
+
+func cmdRevokeKID(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	before := fs.String("issued-before", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a, "KID"); err != nil {
+			return err
+		}
+		cut := time.Now()
+		if *before != "" {
+			t, err := time.Parse(time.RFC3339, *before)
+			if err != nil {
+				return fmt.Errorf("%w: --issued-before: want RFC 3339", errUsage)
+			}
+			cut = t
+		}
+		return c.withRing(ctx, func(s *session) error {
+			if err := durableRevocations(s); err != nil {
+				return err
+			}
+			if err := s.ring.RevokeKID(s.ctx, a[0], cut); err != nil {
+				return err
+			}
+			return c.print(adminhttp.RevokeKIDRequest{KID: a[0], IssuedBefore: cut.UTC()}, func(w io.Writer) {
+				fmt.Fprintf(w, "tokens of kid %s issued before %s revoked\n", a[0], when(cut))
+			})
+		})
+	}
+}
+
+func cmdScheduleApprove(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	set := fs.String("set", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := errors.Join(args(a), required(map[string]string{"set": *set})); err != nil {
+			return err
+		}
+		return c.withRing(ctx, func(s *session) error {
+			if err := s.ring.ApproveSchedule(s.ctx, *set); err != nil {
+				return err
+			}
+			return c.print(map[string]string{"set": *set, "approved_by": c.st.as}, func(w io.Writer) {
+				fmt.Fprintf(w, "scheduled rotation of %s approved by %s\n", *set, c.st.as)
+			})
+		})
+	}
+}
+
+func cmdSecretsRotate(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	leak := fs.Bool("leak", false, "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a, "NAME"); err != nil {
+			return err
+		}
+		value, err := io.ReadAll(io.LimitReader(c.stdin, keyring.MaxSecretSize+2))
+		if err != nil {
+			return fmt.Errorf("%w: read the new value from stdin: %w", errUsage, err)
+		}
+		defer clear(value)
+		value = bytes.TrimSuffix(bytes.TrimSuffix(value, []byte("\n")), []byte("\r"))
+		reason := ""
+		if *leak {
+			reason = keyring.ReasonLeak
+		}
+		return c.withRing(ctx, func(s *session) error {
+			v, err := s.ring.RotateSecret(s.ctx, a[0], value, reason)
+			if err != nil {
+				return err
+			}
+			sv := adminhttp.NewSecretView(v)
+			return c.print(sv, func(w io.Writer) {
+				fmt.Fprintf(w, "secret %s now at version %d", sv.Name, sv.Version)
+				if *leak {
+					fmt.Fprint(w, "; previous versions revoked")
+				}
+				fmt.Fprintln(w)
+			})
+		})
+	}
+}
+
+func cmdAuditVerify(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	seq := fs.Uint64("seq", 0, "")
+	hash := fs.String("hash", "", "")
+	return func(ctx context.Context, c *cli, a []string) error {
+		if err := args(a); err != nil {
+			return err
+		}
+		if (*hash == "") != (*seq == 0) {
+			return fmt.Errorf("%w: --seq and --hash go together", errUsage)
+		}
+		n, err := c.verifyAudit(ctx, *seq, *hash)
+		if err != nil && !errors.Is(err, audit.ErrChainBroken) {
+			return err
+		}
+		res := adminhttp.AuditResult{OK: err == nil, Records: n}
+		if err != nil {
+			res.Broken = err.Error()
+		}
+		perr := c.print(res, func(w io.Writer) {
+			if res.OK {
+				fmt.Fprintf(w, "ok: %d records\n", n)
+			} else {
+				fmt.Fprintf(w, "broken: %s; %d good records before it\n", res.Broken, n)
+			}
+		})
+		return errors.Join(err, perr)
+	}
+}
+
+// verifyAudit checks the chain file given by --audit, else the audit
+// table of the PostgreSQL store.
+func (c *cli) verifyAudit(ctx context.Context, seq uint64, hash string) (int, error) {
+	switch {
+	case c.st.auditPath != "":
+		f, err := os.Open(c.st.auditPath)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		defer f.Close()
+		if hash != "" {
+			return audit.VerifyHead(f, seq, hash)
+		}
+		return audit.Verify(f)
+	case isPostgres(c.st.store):
+		if hash != "" {
+			return 0, fmt.Errorf("%w: --seq and --hash check a chain file (--audit); PostgreSQL keeps its own head", errUsage)
+		}
+		pool, pg, err := openPG(ctx, c.st.store)
+		if err != nil {
+			return 0, err
+		}
+		defer pool.Close()
+		return pg.VerifyAudit(ctx)
+	}
+	return 0, fmt.Errorf("%w: give --audit FILE (a chain log) or --store postgres://...", errUsage)
+}
