@@ -9,7 +9,7 @@
 //   - NewSlog: through a log/slog handler.
 //   - Fanout: several required sinks, in order.
 //   - ChainLog: a hash-chained, tamper-evident file, checked by Verify and
-//     VerifyHead (and by `go run ./examples/auditverify FILE`).
+//     VerifyHead (and by `tokenkms audit verify --audit FILE`).
 //
 // Sinks do not invent fields: the keyring sends complete events (ID, Time
 // and the rest). A sink refuses an event without Type, Actor or Outcome

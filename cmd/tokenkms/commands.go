@@ -488,7 +488,11 @@ func cmdAuditVerify(fs *flag.FlagSet) func(context.Context, *cli, []string) erro
 			return err
 		}
 		res := adminhttp.AuditResult{OK: err == nil, Records: n}
-		if err != nil {
+		var ce *audit.ChainError
+		switch {
+		case errors.As(err, &ce):
+			res.Broken = fmt.Sprintf("line %d (seq %d): %s", ce.Line, ce.Seq, ce.Reason)
+		case err != nil:
 			res.Broken = err.Error()
 		}
 		perr := c.print(res, func(w io.Writer) {
