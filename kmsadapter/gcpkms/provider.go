@@ -229,9 +229,11 @@ func (p *Provider) waitEnabled(ctx context.Context, ref string, alg kmspb.Crypto
 	}
 }
 
-// Open reopens the key version ref (a name that Generate returned) for kid.
-// The version's CryptoKey id must be CryptoKeyID(kid): a reference moved to
-// another kid in the key store is refused with signer.ErrBadReference. Open
+// Open reopens the key version ref (a name that Generate returned, or a
+// reference that Adopt returned) for kid. The version's CryptoKey id must
+// be CryptoKeyID(kid), or for an adopted key the binding its reference
+// carries: a reference moved to another kid in the key store is refused
+// with signer.ErrBadReference. Open
 // makes one call, GetPublicKey, whose answer is checked and cached.
 func (p *Provider) Open(ctx context.Context, kid, ref string) (signer.Signer, error) {
 	return p.open(ctx, kid, ref)
@@ -241,12 +243,22 @@ func (p *Provider) open(ctx context.Context, kid, ref string) (signer.Signer, er
 	if kid == "" {
 		return nil, fmt.Errorf("%w: empty kid", signer.ErrBadReference)
 	}
-	if !validName(ref, 5) {
-		return nil, fmt.Errorf("%w: %q is not a crypto key version name", signer.ErrBadReference, ref)
+	name, bound, adopted := strings.Cut(ref, adoptedMark)
+	if !validName(name, 5) {
+		return nil, fmt.Errorf("%w: %q is not a crypto key version name", signer.ErrBadReference, name)
 	}
-	if got := strings.Split(ref, "/")[7]; got != CryptoKeyID(kid) {
+	switch got := strings.Split(name, "/")[7]; {
+	case adopted && bound != CryptoKeyID(kid):
+		return nil, fmt.Errorf("%w: adopted key %q is bound to %q, kid %q is %q", signer.ErrBadReference, got, bound, kid, CryptoKeyID(kid))
+	case !adopted && got != CryptoKeyID(kid):
 		return nil, fmt.Errorf("%w: reference is key %q, kid %q is key %q", signer.ErrBadReference, got, kid, CryptoKeyID(kid))
 	}
+	return p.load(ctx, kid, name)
+}
+
+// load fetches and checks the public key of the version name and builds
+// its Signer.
+func (p *Provider) load(ctx context.Context, kid, ref string) (signer.Signer, error) {
 	pk, err := p.client.GetPublicKey(ctx, &kmspb.GetPublicKeyRequest{Name: ref, PublicKeyFormat: kmspb.PublicKey_PEM})
 	if err != nil {
 		return nil, backendErr(ctx, "get public key", err)
