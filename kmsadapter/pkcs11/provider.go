@@ -62,21 +62,35 @@ func (p *Provider) ref(alg string, id []byte) string {
 }
 
 // parseRef returns the algorithm and the CKA_ID a reference names, after
-// checking that it names this Provider's token.
-func (p *Provider) parseRef(ref string) (string, []byte, error) {
+// checking that it names this Provider's token and, for an adopted key,
+// that it is bound to kid. label is the CKA_LABEL the key must carry: kid
+// for a key Generate made, none ("") for an adopted one, whose binding the
+// reference carries instead.
+func (p *Provider) parseRef(ref, kid string) (alg string, id []byte, label string, err error) {
 	rest, ok := strings.CutPrefix(ref, refPrefix)
-	parts := strings.SplitN(rest, ":", 3)
-	if !ok || len(parts) != 3 || parts[0] == "" {
-		return "", nil, fmt.Errorf("%w: not a pkcs11 v1 reference", signer.ErrBadReference)
+	n, label := 3, kid
+	if !ok {
+		rest, ok = strings.CutPrefix(ref, adoptedPrefix)
+		n, label = 4, ""
 	}
-	id, err := hex.DecodeString(parts[1])
+	parts := strings.SplitN(rest, ":", n)
+	if !ok || len(parts) != n || parts[0] == "" {
+		return "", nil, "", fmt.Errorf("%w: not a pkcs11 v1 reference", signer.ErrBadReference)
+	}
+	id, err = hex.DecodeString(parts[1])
 	if err != nil || len(id) == 0 {
-		return "", nil, fmt.Errorf("%w: bad key id", signer.ErrBadReference)
+		return "", nil, "", fmt.Errorf("%w: bad key id", signer.ErrBadReference)
+	}
+	if n == 4 {
+		if kid == "" || parts[2] != hex.EncodeToString([]byte(kid)) {
+			return "", nil, "", fmt.Errorf("%w: adopted key is bound to another kid than %q", signer.ErrBadReference, kid)
+		}
+		parts = append(parts[:2], parts[3])
 	}
 	if parts[2] != p.label {
-		return "", nil, fmt.Errorf("%w: key is on token %q, this provider uses %q", signer.ErrBadReference, parts[2], p.label)
+		return "", nil, "", fmt.Errorf("%w: key is on token %q, this provider uses %q", signer.ErrBadReference, parts[2], p.label)
 	}
-	return parts[0], id, nil
+	return parts[0], id, label, nil
 }
 
 func checkLabel(what, s string) error {
@@ -161,7 +175,7 @@ func (p *Provider) Open(ctx context.Context, kid, ref string) (signer.Signer, er
 	if err := checkLabel("kid", kid); err != nil {
 		return nil, err
 	}
-	alg, id, err := p.parseRef(ref)
+	alg, id, label, err := p.parseRef(ref, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +183,7 @@ func (p *Provider) Open(ctx context.Context, kid, ref string) (signer.Signer, er
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", signer.ErrBadReference, err)
 	}
-	key, err := call(ctx, "open "+kid, func() (crypto11.Signer, error) { return p.findPair(id, kid) }, nil)
+	key, err := call(ctx, "open "+kid, func() (crypto11.Signer, error) { return p.findPair(id, label) }, nil)
 	if err != nil {
 		return nil, mapErr("open "+kid, err)
 	}
@@ -186,12 +200,12 @@ func (p *Provider) Destroy(ctx context.Context, kid, ref string) error {
 	if err := checkLabel("kid", kid); err != nil {
 		return err
 	}
-	_, id, err := p.parseRef(ref)
+	_, id, label, err := p.parseRef(ref, kid)
 	if err != nil {
 		return err
 	}
 	_, err = call(ctx, "destroy "+kid, func() (struct{}, error) {
-		key, err := p.findPair(id, kid)
+		key, err := p.findPair(id, label)
 		if err != nil {
 			return struct{}{}, err
 		}
@@ -200,9 +214,9 @@ func (p *Provider) Destroy(ctx context.Context, kid, ref string) error {
 	return mapErr("destroy "+kid, err)
 }
 
-// findPair finds the one key pair with CKA_ID id and checks its label and
-// its protection attributes.
-func (p *Provider) findPair(id []byte, kid string) (crypto11.Signer, error) {
+// findPair finds the one key pair with CKA_ID id and checks its label
+// (unless label is "") and its protection attributes.
+func (p *Provider) findPair(id []byte, label string) (crypto11.Signer, error) {
 	keys, err := p.tok.FindKeyPairs(id, nil)
 	if err != nil {
 		return nil, err
@@ -214,21 +228,21 @@ func (p *Provider) findPair(id []byte, kid string) (crypto11.Signer, error) {
 	default:
 		return nil, fmt.Errorf("%w: %d key pairs share id %x", signer.ErrBadReference, len(keys), id)
 	}
-	if err := p.checkKey(keys[0], kid); err != nil {
+	if err := p.checkKey(keys[0], label); err != nil {
 		return nil, err
 	}
 	return keys[0], nil
 }
 
 // checkKey reads CKA_LABEL, CKA_SENSITIVE and CKA_EXTRACTABLE of a key (the
-// private half of a pair) and refuses a label other than want or a key
-// whose value could leave the token.
+// private half of a pair) and refuses a label other than want (any label
+// when want is "") or a key whose value could leave the token.
 func (p *Provider) checkKey(key any, want string) error {
 	set, err := p.tok.GetAttributes(key, []crypto11.AttributeType{p11.CKA_LABEL, p11.CKA_SENSITIVE, p11.CKA_EXTRACTABLE})
 	if err != nil {
 		return err
 	}
-	if l := set[p11.CKA_LABEL]; l == nil || !bytes.Equal(l.Value, []byte(want)) {
+	if l := set[p11.CKA_LABEL]; want != "" && (l == nil || !bytes.Equal(l.Value, []byte(want))) {
 		return fmt.Errorf("%w: key is not labelled %q", signer.ErrKeyNotFound, want)
 	}
 	if !boolAttr(set, p11.CKA_SENSITIVE, false) || boolAttr(set, p11.CKA_EXTRACTABLE, true) {

@@ -73,7 +73,7 @@ func (p *Provider) GenerateWrapper(ctx context.Context, label string) (*Wrapper,
 // OpenWrapper finds the AES key ref names, checks that it is a 256-bit AES
 // key, sensitive and not extractable, and returns its Wrapper.
 func (p *Provider) OpenWrapper(ctx context.Context, ref string) (*Wrapper, error) {
-	alg, id, err := p.parseRef(ref)
+	alg, id, _, err := p.parseRef(ref, "")
 	if err != nil {
 		return nil, err
 	}
