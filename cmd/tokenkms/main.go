@@ -14,6 +14,22 @@
 //	tokenkms emergency KID --incident INC-42 --reason "key in a public repo"
 //
 // Run tokenkms help for the commands, the flags and the exit codes.
+//
+// # Security
+//
+// The CLI acts as the principal it is told (--as, --roles): it does not
+// authenticate the operator. What guards the keys is access to the store's
+// credentials, the key-encryption key and the audit log; the name is what
+// the audit trail records and what separation of duties (an approver is
+// not the creator, a deployer not the approver) is checked against. Where
+// operators must be authenticated, serve keyring/adminhttp from the host
+// behind its own authentication instead. Private keys read by import are
+// sealed at once and never printed; secret values are read from stdin and
+// never printed.
+//
+// It is pure Go (go install works with CGO_ENABLED=0): it opens keys of
+// the local and awskms backends. A host whose sets live in Cloud KMS or a
+// PKCS#11 HSM administers them through keyring/adminhttp.
 package main
 
 import (
