@@ -66,6 +66,14 @@ func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (Key, er
 	} else if err := checkKID(kid); err != nil {
 		return Key{}, err
 	}
+	now := r.now().UTC()
+	created := now
+	if !in.CreatedAt.IsZero() {
+		created = in.CreatedAt.UTC()
+	}
+	if created.After(now) {
+		return Key{}, fmt.Errorf("%w: first created %s, after now", ErrImport, created.Format(time.RFC3339))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, err := r.store.Get(ctx, kid); err == nil {
@@ -79,11 +87,6 @@ func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (Key, er
 	}
 	if err := checkImported(ctx, s, kid, pol.Algorithm); err != nil {
 		return Key{}, err
-	}
-	now := r.now().UTC()
-	created := now
-	if !in.CreatedAt.IsZero() {
-		created = in.CreatedAt.UTC()
 	}
 	k := Key{
 		KID: kid, Set: set, Purpose: Signing, Algorithm: pol.Algorithm, State: Pending,

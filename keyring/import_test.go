@@ -247,6 +247,7 @@ func TestImportRefused(t *testing.T) {
 		{name: "both key and ref", as: alice, set: set, in: keyring.KeyImport{Private: p256, Ref: "x"}, want: keyring.ErrImport},
 		{name: "local backend adopts no ref", as: alice, set: set, in: keyring.KeyImport{Ref: "arn:aws:kms:us-east-1:1:key/x"}, want: keyring.ErrImport},
 		{name: "kid with a space", as: alice, set: set, in: keyring.KeyImport{KID: "a b", Private: p256}, want: keyring.ErrImport},
+		{name: "created in the future", as: alice, set: set, in: keyring.KeyImport{Private: p256, CreatedAt: t0.Add(time.Hour)}, want: keyring.ErrImport},
 		{name: "no principal", set: set, in: keyring.KeyImport{Private: p256}, want: keyring.ErrNoPrincipal},
 		{name: "approver may not import", as: bob, set: set, in: keyring.KeyImport{Private: p256}, want: keyring.ErrForbidden},
 		{name: "unknown set", as: alice, set: "nope", in: keyring.KeyImport{Private: p256}, want: keyring.ErrUnknownSet},
