@@ -50,7 +50,9 @@ var statusRules = []statusRule{
 
 // Status maps an error of the library to the HTTP status an
 // administrative API answers with; nil gives 200, and an error not listed
-// (a corrupt store, a database schema newer than the build) 500.
+// (a corrupt store, a database schema newer than the build) 500. Token
+// verification errors are not administrative: verifier.Middleware answers
+// them (401, 403, 503).
 // Hosts that write their own handlers use it too.
 //
 //	400 bad request          ErrBadRequest, verifier.ErrArgument

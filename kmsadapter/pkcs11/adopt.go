@@ -5,6 +5,7 @@ package pkcs11
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/ThalesGroup/crypto11"
@@ -23,7 +24,7 @@ const adoptedPrefix = "pkcs11:adopted:v1:"
 // Adopt takes an existing key pair of the Provider's token (migration,
 // through keyring.Keyring.Import): ref is the hex CKA_ID the pair shares.
 // It refuses a pair whose private half is extractable or not sensitive
-// (ErrKeyPolicy), whose public key does not suit alg or is weak, and
+// (ErrKeyPolicy, also signer.ErrWeakKey), whose public key does not suit alg or is weak, and
 // returns its Signer and a reference bound to kid that Open reopens. The
 // objects are not modified.
 func (p *Provider) Adopt(ctx context.Context, kid, alg, ref string) (signer.Signer, string, error) {
@@ -39,6 +40,9 @@ func (p *Provider) Adopt(ctx context.Context, kid, alg, ref string) (signer.Sign
 		return nil, "", fmt.Errorf("%w: pkcs11: adopt takes the key pair's CKA_ID in hex", signer.ErrBadReference)
 	}
 	key, err := call(ctx, "adopt "+kid, func() (crypto11.Signer, error) { return p.findPair(id, "") }, nil)
+	if errors.Is(err, ErrKeyPolicy) {
+		return nil, "", fmt.Errorf("%w: %w", signer.ErrWeakKey, err)
+	}
 	if err != nil {
 		return nil, "", mapErr("adopt "+kid, err)
 	}

@@ -145,6 +145,7 @@ func TestAdoptRefused(t *testing.T) {
 		want      error
 	}{
 		{name: "extractable", ref: hex.EncodeToString(extractable), want: pkcs11.ErrKeyPolicy},
+		{name: "extractable is unsuitable", ref: hex.EncodeToString(extractable), want: signer.ErrWeakKey},
 		{name: "P-384 for ES256", ref: hex.EncodeToString(p384), want: signer.ErrWeakKey},
 		{name: "unknown id", ref: "00ff00ff", want: signer.ErrKeyNotFound},
 		{name: "not hex", ref: "pkcs11:v1:ES256:00:x", want: signer.ErrBadReference},
