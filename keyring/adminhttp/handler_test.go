@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/adminhttp"
@@ -394,5 +396,37 @@ func TestNewHandlerConfig(t *testing.T) {
 	}
 	if _, err := adminhttp.NewHandler(adminhttp.Config{Keyring: ring}); !errors.Is(err, adminhttp.ErrConfig) {
 		t.Fatalf("no Authenticate: got %v, want ErrConfig", err)
+	}
+}
+
+// TestImportJWKKeepsKID: a JWK's kid is the imported key's kid when the
+// request names none, so Core's tokens keep verifying under it.
+func TestImportJWKKeepsKID(t *testing.T) {
+	s := newServer(t, nil)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jk, err := jwk.Import(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jk.Set(jwk.KeyIDKey, "core-jwk-7"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(jk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := s.do(t, "alice", "POST", "/sets/access-tokens/import", `{"private_key":`+quote(string(raw))+`}`)
+	if code != http.StatusCreated {
+		t.Fatalf("status %d (%s), want 201", code, body)
+	}
+	var v adminhttp.KeyView
+	if err := json.Unmarshal(body, &v); err != nil || v.KID != "core-jwk-7" {
+		t.Fatalf("imported %s (%v), want kid core-jwk-7", body, err)
+	}
+	if bytes.Contains(body, []byte(`"d"`)) {
+		t.Fatalf("answer holds private key material: %s", body)
 	}
 }
