@@ -2,7 +2,6 @@ package keyring_test
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,172 +10,55 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/keyring"
-	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
-// preMigration stands for Core's signing before the migration: its own
-// key under the kid its tokens carry, outside any keyring.
-type preMigration struct{ s signer.Signer }
-
-func (p preMigration) Signer(context.Context, string) (signer.Signer, error) { return p.s, nil }
-
-func issuerOver(t *testing.T, keys signer.ActiveKeys, now func() time.Time) *signer.Issuer {
-	t.Helper()
-	iss, err := signer.NewIssuer(keys, signer.IssuerConfig{
-		Set: set, Issuer: "https://core.test", Audience: []string{"api"},
-		DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour, Now: now,
-	})
-	if err != nil {
-		t.Fatalf("NewIssuer: %v", err)
-	}
-	return iss
-}
-
-func pemOf(t *testing.T, key crypto.Signer) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("MarshalPKCS8PrivateKey: %v", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
 // TestImportMigration: a token Core signed before the migration verifies
-// after it, through the same kid: while the imported key is Pending, once
-// it is approved and Active, and after a restart on the same store and
-// key-encryption key; new tokens carry that kid; the store never holds the
-// private key unwrapped.
+// after it through the same kid (lifecycletest.Migrate: Pending, Active,
+// after a restart), and the store never holds the private key unwrapped.
 func TestImportMigration(t *testing.T) {
-	dir := t.TempDir()
 	kek := make([]byte, 32)
 	rand.Read(kek)
-	clock := func() time.Time { return t0 }
-	open := func() (*keyring.Keyring, *filestore.Store, *audit.Recorder) {
-		t.Helper()
-		store, err := filestore.Open(filepath.Join(dir, "keys.json"))
-		if err != nil {
-			t.Fatalf("filestore.Open: %v", err)
-		}
-		w, err := signer.NewAESWrapper(kek)
-		if err != nil {
-			t.Fatalf("NewAESWrapper: %v", err)
-		}
-		lp, err := signer.NewLocalProvider(w)
-		if err != nil {
-			t.Fatalf("NewLocalProvider: %v", err)
-		}
-		rec := audit.NewRecorder()
-		ring, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{
-			Store: store, Providers: map[string]signer.Provider{"local": lp}, Audit: rec, Now: clock,
-			Sets: []keyring.SetPolicy{{Name: set, Owner: "team-identity"}},
-		})
-		if err != nil {
-			t.Fatalf("keyring.New: %v", err)
-		}
-		return ring, store, rec
+	w, err := signer.NewAESWrapper(kek)
+	if err != nil {
+		t.Fatal(err)
 	}
-
+	lp, err := signer.NewLocalProvider(w)
+	if err != nil {
+		t.Fatal(err)
+	}
 	coreKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const coreKID = "core-2025-06"
-	old, err := signer.FromCryptoSigner(coreKID, "ES256", coreKey)
+	core, err := signer.FromCryptoSigner("core-2025-06", "ES256", coreKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldToken, err := issuerOver(t, preMigration{old}, clock).Issue(context.Background(), tokenkms.Claims{Subject: "s", ClientID: "c"})
-	if err != nil {
-		t.Fatalf("pre-migration Issue: %v", err)
-	}
-
-	ring, store, rec := open()
-	priv, kid, err := signer.ParsePrivateKey(pemOf(t, coreKey))
-	if err != nil {
-		t.Fatalf("ParsePrivateKey: %v", err)
-	}
-	if kid != "" {
-		t.Fatalf("PEM kid = %q, want none", kid)
-	}
-	k, err := ring.Import(ctx(t, alice), set, keyring.KeyImport{KID: coreKID, Private: priv})
-	if err != nil {
-		t.Fatalf("Import: %v", err)
-	}
-	if k.KID != coreKID || k.State != keyring.Pending || k.CreatedBy != alice.ID {
-		t.Fatalf("imported key = %v by %s, want pending %s by %s", k, k.CreatedBy, coreKID, alice.ID)
-	}
-	verify := func(stage string, r *keyring.Keyring, tok string) {
-		t.Helper()
-		v, err := verifier.New(r, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}}, verifier.WithNow(clock))
-		if err != nil {
-			t.Fatalf("verifier.New: %v", err)
-		}
-		if _, err := v.Verify(context.Background(), tok); err != nil {
-			t.Fatalf("%s: token rejected: %v", stage, err)
-		}
-	}
-	verify("pending", ring, oldToken)
-
-	both := keyring.Principal{ID: alice.ID, Roles: []keyring.Role{keyring.RoleIssuer, keyring.RoleApprover}}
-	if err := ring.Approve(ctx(t, both), coreKID); !errors.Is(err, keyring.ErrSelfApproval) {
-		t.Fatalf("importer approves: got %v, want ErrSelfApproval", err)
-	}
-	if err := ring.Activate(ctx(t, carol), coreKID); !errors.Is(err, keyring.ErrApprovalRequired) {
-		t.Fatalf("activate unapproved import: got %v, want ErrApprovalRequired", err)
-	}
-	if err := ring.Approve(ctx(t, bob), coreKID); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := ring.Activate(ctx(t, carol), coreKID); err != nil {
-		t.Fatalf("Activate: %v", err)
-	}
-	verify("active", ring, oldToken)
-	var created *audit.Event
-	for _, ev := range rec.Events() {
-		if ev.Type == audit.KeyCreated && ev.KID == coreKID {
-			created = &ev
-		}
-	}
-	if created == nil || created.Actor != alice.ID || created.Details["origin"] != "private-key" {
-		t.Fatalf("audit of the import = %+v, want key.created by alice with origin private-key", created)
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	ring, store, _ = open()
-	defer store.Close()
-	verify("after restart", ring, oldToken)
-	newToken, err := issuerOver(t, ring, clock).Issue(context.Background(), tokenkms.Claims{Subject: "s", ClientID: "c"})
-	if err != nil {
-		t.Fatalf("Issue after migration: %v", err)
-	}
-	verify("new token", ring, newToken)
-	if got := kidOfToken(t, newToken); got != coreKID {
-		t.Fatalf("new token kid = %q, want %q", got, coreKID)
-	}
-
-	raw, err := os.ReadFile(filepath.Join(dir, "keys.json"))
+	der, err := x509.MarshalPKCS8PrivateKey(coreKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKCS8PrivateKey(coreKey)
+	priv, kid, err := signer.ParsePrivateKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err != nil || kid != "" {
+		t.Fatalf("ParsePrivateKey: kid %q, %v", kid, err)
+	}
+	path := lifecycletest.Migrate(t, lp, core, keyring.KeyImport{KID: core.KID(), Private: priv})
+
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d := coreKey.D.FillBytes(make([]byte, 32))
 	for name, secret := range map[string][]byte{
 		"D raw": d, "D base64url": []byte(base64.RawURLEncoding.EncodeToString(d)),
@@ -188,42 +70,39 @@ func TestImportMigration(t *testing.T) {
 	}
 }
 
-func kidOfToken(t *testing.T, tok string) string {
-	t.Helper()
-	head, _, _ := strings.Cut(tok, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(head)
+// TestImportApprovalAndAudit: an import is audited as a creation by the
+// importer, who cannot approve it, and it cannot be activated unapproved.
+func TestImportApprovalAndAudit(t *testing.T) {
+	e := newEnv(t)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	both := keyring.Principal{ID: alice.ID, Roles: []keyring.Role{keyring.RoleIssuer, keyring.RoleApprover}}
+	k, err := e.ring.Import(ctx(t, both), set, keyring.KeyImport{KID: "core-1", Private: key})
 	if err != nil {
-		t.Fatalf("token header: %v", err)
+		t.Fatalf("Import: %v", err)
 	}
-	var h struct {
-		KID string `json:"kid"`
+	if err := e.ring.Approve(ctx(t, both), k.KID); !errors.Is(err, keyring.ErrSelfApproval) {
+		t.Fatalf("importer approves: got %v, want ErrSelfApproval", err)
 	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		t.Fatalf("token header: %v", err)
+	if err := e.ring.Activate(ctx(t, carol), k.KID); !errors.Is(err, keyring.ErrApprovalRequired) {
+		t.Fatalf("activate unapproved import: got %v, want ErrApprovalRequired", err)
 	}
-	return h.KID
+	var created []audit.Event
+	for _, ev := range e.rec.Events() {
+		if ev.Type == audit.KeyCreated && ev.KID == k.KID {
+			created = append(created, ev)
+		}
+	}
+	if len(created) != 1 || created[0].Actor != alice.ID || created[0].Details["origin"] != "private-key" || created[0].Outcome != audit.Success {
+		t.Fatalf("audit of the import = %+v, want one key.created by alice with origin private-key", created)
+	}
 }
 
 // rocaSigner has a public key with the ROCA fingerprint; it never signs.
 type rocaSigner struct{}
 
-func (rocaSigner) Public() crypto.PublicKey { return rocaPublic() }
+func (rocaSigner) Public() crypto.PublicKey { return lifecycletest.ROCAPublicKey() }
 func (rocaSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	return nil, errors.New("not a key")
-}
-
-// rocaPublic builds a 2048-bit modulus that is 65537 modulo each small
-// prime of the ROCA test: the fingerprint of CVE-2017-15361.
-func rocaPublic() *rsa.PublicKey {
-	m := big.NewInt(1)
-	for _, p := range []int64{3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167} {
-		m.Mul(m, big.NewInt(p))
-	}
-	k := new(big.Int).Lsh(big.NewInt(1), 2047)
-	k.Div(k, m).Add(k, big.NewInt(1))
-	n := new(big.Int).Mul(k, m)
-	n.Add(n, big.NewInt(65537))
-	return &rsa.PublicKey{N: n, E: 65537}
 }
 
 // TestImportRefused: every refusal has its error, and nothing is stored.

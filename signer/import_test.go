@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/signer"
 )
 
@@ -109,15 +109,7 @@ func TestParsePrivateKey(t *testing.T) {
 // TestCheckImportedKeyROCA refuses a modulus with the ROCA fingerprint and
 // accepts a sound one.
 func TestCheckImportedKeyROCA(t *testing.T) {
-	m := big.NewInt(1)
-	for _, p := range []int64{3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167} {
-		m.Mul(m, big.NewInt(p))
-	}
-	k := new(big.Int).Lsh(big.NewInt(1), 2047)
-	k.Div(k, m).Add(k, big.NewInt(1))
-	n := new(big.Int).Mul(k, m)
-	n.Add(n, big.NewInt(65537))
-	err := signer.CheckImportedKey("RS256", &rsa.PublicKey{N: n, E: 65537})
+	err := signer.CheckImportedKey("RS256", lifecycletest.ROCAPublicKey())
 	if !errors.Is(err, signer.ErrWeakKey) || !strings.Contains(err.Error(), "ROCA") {
 		t.Fatalf("ROCA modulus: got %v, want ErrWeakKey naming ROCA", err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/adminhttp"
@@ -144,8 +145,8 @@ func coreKey(t *testing.T, kid string) (pemFile []byte, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := signer.NewIssuer(staticKeys{s}, signer.IssuerConfig{Set: "access-tokens", Issuer: "https://core.test",
-		Audience: []string{"api"}, DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour})
+	iss, err := signer.NewIssuer(lifecycletest.StaticKeys{S: s}, signer.IssuerConfig{Set: lifecycletest.Set, Issuer: lifecycletest.IssuerURL,
+		Audience: []string{lifecycletest.Audience}, DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +160,6 @@ func coreKey(t *testing.T, kid string) (pemFile []byte, token string) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), token
 }
-
-type staticKeys struct{ s signer.Signer }
-
-func (k staticKeys) Signer(context.Context, string) (signer.Signer, error) { return k.s, nil }
 
 // lifecycle runs the operator's everyday path and its refusals, the same
 // on every store.
@@ -273,7 +270,7 @@ func (h *host) oldTokenVerifies(t *testing.T, token string) {
 	if err != nil {
 		t.Fatalf("keyring.New: %v", err)
 	}
-	v, err := verifier.New(ring, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}})
+	v, err := verifier.New(ring, verifier.Policy{Issuer: lifecycletest.IssuerURL, Audience: []string{lifecycletest.Audience}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,8 +168,14 @@ type ring struct {
 
 func newRing(tb testing.TB, ctx context.Context, prov signer.Provider, alg string) *ring {
 	tb.Helper()
-	clock := keyringtest.NewClock(keyringtest.Start)
+	return newRingOn(tb, ctx, prov, alg, nil, keyringtest.NewClock(keyringtest.Start))
+}
+
+// newRingOn is newRing over store (nil: in memory) and clock.
+func newRingOn(tb testing.TB, ctx context.Context, prov signer.Provider, alg string, store keyring.KeyStore, clock *keyringtest.Clock) *ring {
+	tb.Helper()
 	kr, err := keyring.New(ctx, keyring.Config{
+		Store:       store,
 		Providers:   map[string]signer.Provider{Backend: prov},
 		Audit:       audit.NewRecorder(),
 		Revocations: verifier.NewMemoryRevocationList(clock.Now),
@@ -183,21 +189,26 @@ func newRing(tb testing.TB, ctx context.Context, prov signer.Provider, alg strin
 	if err != nil {
 		tb.Fatalf("policy: %v", err)
 	}
-	// Tokens live as long as the set allows: longer than the
-	// pre-publication delay, so that a token of the old key is still
-	// unexpired while the successor takes over.
-	iss, err := signer.NewIssuer(kr, signer.IssuerConfig{
+	v, err := verifier.New(kr, verifier.Policy{Issuer: IssuerURL, Audience: []string{Audience}}, verifier.WithNow(clock.Now))
+	if err != nil {
+		tb.Fatalf("verifier.New: %v", err)
+	}
+	return &ring{tb: tb, ctx: ctx, prov: prov, alg: alg, clock: clock, kr: kr, pol: pol, issuer: newIssuer(tb, kr, pol, clock), verifier: v}
+}
+
+// newIssuer mints tokens from keys' signer for Set. Tokens live as long as
+// the set allows: longer than the pre-publication delay, so that a token
+// of the old key is still unexpired while the successor takes over.
+func newIssuer(tb testing.TB, keys signer.ActiveKeys, pol keyring.SetPolicy, clock *keyringtest.Clock) *signer.Issuer {
+	tb.Helper()
+	iss, err := signer.NewIssuer(keys, signer.IssuerConfig{
 		Set: Set, Issuer: IssuerURL, Audience: []string{Audience},
 		DefaultLifetime: pol.MaxTokenLifetime, MaxLifetime: pol.MaxTokenLifetime, Now: clock.Now,
 	})
 	if err != nil {
 		tb.Fatalf("NewIssuer: %v", err)
 	}
-	v, err := verifier.New(kr, verifier.Policy{Issuer: IssuerURL, Audience: []string{Audience}}, verifier.WithNow(clock.Now))
-	if err != nil {
-		tb.Fatalf("verifier.New: %v", err)
-	}
-	return &ring{tb: tb, ctx: ctx, prov: prov, alg: alg, clock: clock, kr: kr, pol: pol, issuer: iss, verifier: v}
+	return iss
 }
 
 func (r *ring) as(p keyring.Principal) context.Context { return keyring.WithPrincipal(r.ctx, p) }

@@ -4,29 +4,20 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/tokenkms/tokenkms"
-	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/keyring"
-	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/kmsadapter/awskms"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
-// coreSigner is Core's own signing through the SDK before the migration:
-// the KMS key under the kid its tokens carry, outside any keyring.
-type coreSigner struct{ s signer.Signer }
-
-func (c coreSigner) Signer(context.Context, string) (signer.Signer, error) { return c.s, nil }
-
+// preMigrationSigner is Core's own signing with the KMS key through the
+// SDK, under the kid its tokens carry, before the migration.
 func preMigrationSigner(t *testing.T, c *kms.Client, kid, arn string) signer.Signer {
 	t.Helper()
 	out, err := c.GetPublicKey(testCtx(t), &kms.GetPublicKeyInput{KeyId: aws.String(arn)})
@@ -54,10 +45,6 @@ func preMigrationSigner(t *testing.T, c *kms.Client, kid, arn string) signer.Sig
 	return s
 }
 
-func principal(id string, r keyring.Role) keyring.Principal {
-	return keyring.Principal{ID: id, Roles: []keyring.Role{r}}
-}
-
 // TestAdoptMigration: a KMS key Core signed with before the migration is
 // adopted under the kid its tokens carry; those tokens verify while it is
 // Pending, once Active, and after a restart, when the keyring reopens the
@@ -66,77 +53,7 @@ func TestAdoptMigration(t *testing.T) {
 	c := localKMS(t)
 	arn := createKey(t, c, types.KeySpecEccNistP256, types.KeyUsageTypeSignVerify)
 	const kid = "core-kms-2025"
-	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
-	issue := func(keys signer.ActiveKeys) string {
-		t.Helper()
-		iss, err := signer.NewIssuer(keys, signer.IssuerConfig{Set: "access-tokens", Issuer: "https://core.test",
-			Audience: []string{"api"}, DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour, Now: now})
-		if err != nil {
-			t.Fatalf("NewIssuer: %v", err)
-		}
-		tok, err := iss.Issue(testCtx(t), tokenkms.Claims{Subject: "s", ClientID: "c"})
-		if err != nil {
-			t.Fatalf("Issue: %v", err)
-		}
-		return tok
-	}
-	oldToken := issue(coreSigner{preMigrationSigner(t, c, kid, arn)})
-
-	path := filepath.Join(t.TempDir(), "keys.json")
-	open := func() (*keyring.Keyring, *filestore.Store) {
-		t.Helper()
-		store, err := filestore.Open(path)
-		if err != nil {
-			t.Fatalf("filestore.Open: %v", err)
-		}
-		ring, err := keyring.New(testCtx(t), keyring.Config{
-			Store: store, Providers: map[string]signer.Provider{"awskms": newProvider(t, c, nil)}, Audit: audit.NewRecorder(), Now: now,
-			Sets: []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity", Backend: "awskms"}},
-		})
-		if err != nil {
-			t.Fatalf("keyring.New: %v", err)
-		}
-		return ring, store
-	}
-	verify := func(stage string, ring *keyring.Keyring, tok string) {
-		t.Helper()
-		v, err := verifier.New(ring, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}}, verifier.WithNow(now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Verify(testCtx(t), tok); err != nil {
-			t.Fatalf("%s: token rejected: %v", stage, err)
-		}
-	}
-
-	ring, store := open()
-	as := func(p keyring.Principal) context.Context { return keyring.WithPrincipal(testCtx(t), p) }
-	k, err := ring.Import(as(principal("alice", keyring.RoleIssuer)), "access-tokens", keyring.KeyImport{KID: kid, Ref: arn})
-	if err != nil {
-		t.Fatalf("Import: %v", err)
-	}
-	if k.State != keyring.Pending || k.Backend != "awskms" {
-		t.Fatalf("adopted key = %v in %s, want pending in awskms", k, k.Backend)
-	}
-	verify("pending", ring, oldToken)
-	if err := ring.Approve(as(principal("bob", keyring.RoleApprover)), kid); err != nil {
-		t.Fatalf("Approve: %v", err)
-	}
-	if err := ring.Activate(as(principal("carol", keyring.RoleDeployer)), kid); err != nil {
-		t.Fatalf("Activate: %v", err)
-	}
-	verify("active", ring, oldToken)
-	store.Close()
-
-	ring, store = open()
-	defer store.Close()
-	verify("after restart", ring, oldToken)
-	newToken := issue(ring)
-	verify("new token", ring, newToken)
-	s, err := ring.Signer(testCtx(t), "access-tokens")
-	if err != nil || s.KID() != kid {
-		t.Fatalf("Signer after restart: %v, %v; want kid %s", s, err, kid)
-	}
+	lifecycletest.Migrate(t, newProvider(t, c, nil), preMigrationSigner(t, c, kid, arn), keyring.KeyImport{KID: kid, Ref: arn})
 }
 
 // TestAdoptRefused: keys that cannot serve the set, or are bound to

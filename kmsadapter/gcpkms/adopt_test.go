@@ -5,20 +5,15 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	kms "cloud.google.com/go/kms/apiv1"
 	"cloud.google.com/go/kms/apiv1/kmspb"
 
-	"github.com/tokenkms/tokenkms"
-	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/keyring"
-	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // existingKey creates a CryptoKey the way Core made its own before the
@@ -34,13 +29,9 @@ func existingKey(t *testing.T, c *kms.KeyManagementClient, id string, alg kmspb.
 	return ck.GetName() + "/cryptoKeyVersions/1"
 }
 
-type staticKeys struct{ s signer.Signer }
-
-func (k staticKeys) Signer(context.Context, string) (signer.Signer, error) { return k.s, nil }
-
-// coreToken is a token Core signed with the version through the SDK
-// before the migration, under kid.
-func coreToken(t *testing.T, c *kms.KeyManagementClient, kid, name string, now func() time.Time) string {
+// coreSigner is Core's own signing with the version through the SDK,
+// under the kid its tokens carry, before the migration.
+func coreSigner(t *testing.T, c *kms.KeyManagementClient, kid, name string) signer.Signer {
 	t.Helper()
 	pk, err := c.GetPublicKey(ctxT(t), &kmspb.GetPublicKeyRequest{Name: name})
 	if err != nil {
@@ -65,21 +56,7 @@ func coreToken(t *testing.T, c *kms.KeyManagementClient, kid, name string, now f
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issueWith(t, staticKeys{s}, now)
-}
-
-func issueWith(t *testing.T, keys signer.ActiveKeys, now func() time.Time) string {
-	t.Helper()
-	iss, err := signer.NewIssuer(keys, signer.IssuerConfig{Set: "access-tokens", Issuer: "https://core.test",
-		Audience: []string{"api"}, DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := iss.Issue(ctxT(t), tokenkms.Claims{Subject: "s", ClientID: "c"})
-	if err != nil {
-		t.Fatalf("Issue: %v", err)
-	}
-	return tok
+	return s
 }
 
 // TestAdoptMigration: a Cloud KMS key version Core signed with is adopted
@@ -89,52 +66,7 @@ func TestAdoptMigration(t *testing.T) {
 	e := newEnv(t)
 	name := existingKey(t, e.client, "core-signing", kmspb.CryptoKeyVersion_EC_SIGN_P256_SHA256)
 	const kid = "core-gcp-2025"
-	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
-	oldToken := coreToken(t, e.client, kid, name, now)
-	path := filepath.Join(t.TempDir(), "keys.json")
-	open := func() (*keyring.Keyring, *filestore.Store) {
-		t.Helper()
-		store, err := filestore.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := keyring.New(ctxT(t), keyring.Config{Store: store, Providers: map[string]signer.Provider{"gcpkms": e.prov},
-			Audit: audit.NewRecorder(), Now: now,
-			Sets: []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity", Backend: "gcpkms"}}})
-		if err != nil {
-			t.Fatalf("keyring.New: %v", err)
-		}
-		return r, store
-	}
-	verify := func(stage string, r *keyring.Keyring, tok string) {
-		t.Helper()
-		v, err := verifier.New(r, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}}, verifier.WithNow(now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Verify(ctxT(t), tok); err != nil {
-			t.Fatalf("%s: token rejected: %v", stage, err)
-		}
-	}
-	as := func(id string, role keyring.Role) context.Context {
-		return keyring.WithPrincipal(ctxT(t), keyring.Principal{ID: id, Roles: []keyring.Role{role}})
-	}
-	r, store := open()
-	if _, err := r.Import(as("alice", keyring.RoleIssuer), "access-tokens", keyring.KeyImport{KID: kid, Ref: name}); err != nil {
-		t.Fatalf("Import: %v", err)
-	}
-	verify("pending", r, oldToken)
-	if err := r.Approve(as("bob", keyring.RoleApprover), kid); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Activate(as("carol", keyring.RoleDeployer), kid); err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
-	r, store = open()
-	defer store.Close()
-	verify("after restart", r, oldToken)
-	verify("new token", r, issueWith(t, r, now))
+	lifecycletest.Migrate(t, e.prov, coreSigner(t, e.client, kid, name), keyring.KeyImport{KID: kid, Ref: name})
 }
 
 // TestAdoptRefused: versions that cannot serve the set are refused, and a

@@ -3,24 +3,18 @@
 package pkcs11_test
 
 import (
-	"context"
 	"crypto/elliptic"
 	"encoding/hex"
 	"errors"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/ThalesGroup/crypto11"
 	p11 "github.com/miekg/pkcs11"
 
-	"github.com/tokenkms/tokenkms"
-	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/keyring"
-	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/kmsadapter/pkcs11"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // legacyPair makes a key pair on the token the way Core made its own
@@ -45,24 +39,6 @@ func legacyPair(t *testing.T, c *crypto11.Context, id []byte, curve elliptic.Cur
 	return k
 }
 
-type staticKeys struct{ s signer.Signer }
-
-func (k staticKeys) Signer(context.Context, string) (signer.Signer, error) { return k.s, nil }
-
-func issueWith(t *testing.T, keys signer.ActiveKeys, now func() time.Time) string {
-	t.Helper()
-	iss, err := signer.NewIssuer(keys, signer.IssuerConfig{Set: "access-tokens", Issuer: "https://core.test",
-		Audience: []string{"api"}, DefaultLifetime: 30 * time.Minute, MaxLifetime: time.Hour, Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := iss.Issue(testCtx(t), tokenkms.Claims{Subject: "s", ClientID: "c"})
-	if err != nil {
-		t.Fatalf("Issue: %v", err)
-	}
-	return tok
-}
-
 // TestAdoptMigration: a key pair Core signed with on the HSM is adopted
 // under the kid its tokens carry, without touching its objects; the
 // tokens verify while it is Pending, Active, and after a restart that
@@ -70,60 +46,12 @@ func issueWith(t *testing.T, keys signer.ActiveKeys, now func() time.Time) strin
 func TestAdoptMigration(t *testing.T) {
 	raw := rawToken(t)
 	id := []byte("core-legacy-adopt-1")
-	legacy := legacyPair(t, raw, id, elliptic.P256(), true)
 	const kid = "core-hsm-2025"
-	now := func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }
-	core, err := signer.FromCryptoSigner(kid, "ES256", legacy)
+	core, err := signer.FromCryptoSigner(kid, "ES256", legacyPair(t, raw, id, elliptic.P256(), true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldToken := issueWith(t, staticKeys{core}, now)
-
-	prov := newProvider(t, pkcs11.Options{})
-	path := filepath.Join(t.TempDir(), "keys.json")
-	open := func() (*keyring.Keyring, *filestore.Store) {
-		t.Helper()
-		store, err := filestore.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := keyring.New(testCtx(t), keyring.Config{Store: store, Providers: map[string]signer.Provider{"pkcs11": prov},
-			Audit: audit.NewRecorder(), Now: now,
-			Sets: []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity", Backend: "pkcs11"}}})
-		if err != nil {
-			t.Fatalf("keyring.New: %v", err)
-		}
-		return r, store
-	}
-	verify := func(stage string, r *keyring.Keyring, tok string) {
-		t.Helper()
-		v, err := verifier.New(r, verifier.Policy{Issuer: "https://core.test", Audience: []string{"api"}}, verifier.WithNow(now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := v.Verify(testCtx(t), tok); err != nil {
-			t.Fatalf("%s: token rejected: %v", stage, err)
-		}
-	}
-	as := func(name string, role keyring.Role) context.Context {
-		return keyring.WithPrincipal(testCtx(t), keyring.Principal{ID: name, Roles: []keyring.Role{role}})
-	}
-	r, store := open()
-	if _, err := r.Import(as("alice", keyring.RoleIssuer), "access-tokens", keyring.KeyImport{KID: kid, Ref: hex.EncodeToString(id)}); err != nil {
-		t.Fatalf("Import: %v", err)
-	}
-	verify("pending", r, oldToken)
-	if err := r.Approve(as("bob", keyring.RoleApprover), kid); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Activate(as("carol", keyring.RoleDeployer), kid); err != nil {
-		t.Fatal(err)
-	}
-	store.Close()
-	r, store = open()
-	defer store.Close()
-	verify("after restart", r, oldToken)
-	verify("new token", r, issueWith(t, r, now))
+	lifecycletest.Migrate(t, newProvider(t, pkcs11.Options{}), core, keyring.KeyImport{KID: kid, Ref: hex.EncodeToString(id)})
 	pairs, err := raw.FindKeyPairs(nil, []byte("core-legacy"))
 	if err != nil || len(pairs) == 0 {
 		t.Fatalf("the legacy pair lost its label: %d pairs (%v)", len(pairs), err)
