@@ -103,6 +103,9 @@ Flags (each also from its environment variable)
   --as ID                       TOKENKMS_PRINCIPAL the acting principal, recorded in the audit trail
   --roles R1,R2                 TOKENKMS_ROLES     its roles: issuer, approver, deployer, security-officer, core
   --json                                           JSON output (the admin API's shapes)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                                                   credentials for sets on the awskms backend (the
+                                                   configuration's "awskms": {"region", "endpoint"})
   --timeout D                                      bound on the whole command (default 30s)
 
 Exit codes
