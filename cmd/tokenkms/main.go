@@ -65,7 +65,7 @@ const (
 // errUsage marks errors of the command line and configuration.
 var errUsage = errors.New("usage")
 
-const usage = `usage: tokenkms COMMAND [ARGS] [FLAGS]
+const usage = `usage: tokenkms [FLAGS] COMMAND [ARGS] [FLAGS]
 
 Keys
   keys list [--set S] [--state STATE]...   list key records
@@ -103,10 +103,10 @@ Flags (each also from its environment variable)
   --as ID                       TOKENKMS_PRINCIPAL the acting principal, recorded in the audit trail
   --roles R1,R2                 TOKENKMS_ROLES     its roles: issuer, approver, deployer, security-officer, core
   --json                                           JSON output (the admin API's shapes)
+  --timeout D                                      bound on the whole command (default 30s)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
                                                    credentials for sets on the awskms backend (the
                                                    configuration's "awskms": {"region", "endpoint"})
-  --timeout D                                      bound on the whole command (default 30s)
 
 Exit codes
   0 done   1 failure   2 usage   3 denied   4 not found   5 refused by the key's state
@@ -129,7 +129,26 @@ type cli struct {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	fs := flag.NewFlagSet("tokenkms", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.st.store, "store", getenv("TOKENKMS_STORE"), "")
+	fs.StringVar(&c.st.config, "config", getenv("TOKENKMS_CONFIG"), "")
+	fs.StringVar(&c.st.kekFile, "kek-file", getenv("TOKENKMS_KEK_FILE"), "")
+	fs.StringVar(&c.st.auditPath, "audit", getenv("TOKENKMS_AUDIT"), "")
+	fs.StringVar(&c.st.as, "as", getenv("TOKENKMS_PRINCIPAL"), "")
+	fs.StringVar(&c.st.roles, "roles", getenv("TOKENKMS_ROLES"), "")
+	fs.BoolVar(&c.st.json, "json", false, "")
+	fs.DurationVar(&c.st.timeout, "timeout", 30*time.Second, "")
+	// The global flags may also come before the command.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		}
+		return c.fail(fmt.Errorf("%w: %w", errUsage, err))
+	}
+	args = fs.Args()
+	if len(args) == 0 || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
 			return exitUsage
@@ -148,16 +167,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if !ok {
 		return c.fail(fmt.Errorf("%w: unknown command %q; run tokenkms help", errUsage, strings.Join(args[:min(2, len(args))], " ")))
 	}
-	fs := flag.NewFlagSet("tokenkms", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.st.store, "store", getenv("TOKENKMS_STORE"), "")
-	fs.StringVar(&c.st.config, "config", getenv("TOKENKMS_CONFIG"), "")
-	fs.StringVar(&c.st.kekFile, "kek-file", getenv("TOKENKMS_KEK_FILE"), "")
-	fs.StringVar(&c.st.auditPath, "audit", getenv("TOKENKMS_AUDIT"), "")
-	fs.StringVar(&c.st.as, "as", getenv("TOKENKMS_PRINCIPAL"), "")
-	fs.StringVar(&c.st.roles, "roles", getenv("TOKENKMS_ROLES"), "")
-	fs.BoolVar(&c.st.json, "json", false, "")
-	fs.DurationVar(&c.st.timeout, "timeout", 30*time.Second, "")
 	exec := cmd(fs)
 	pos, err := parse(fs, rest)
 	if err != nil {
@@ -172,19 +181,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // parse parses flags wherever they stand among the positional arguments
-// ("approve KID --json" as well as "approve --json KID").
+// ("approve KID --json" as well as "approve --json KID"). An argument is a
+// flag only if it names one of fs: a kid may start with '-' (base64url),
+// and "--" ends the flags.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(pos, args[i+1:]...), nil
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		f := fs.Lookup(name)
+		if !strings.HasPrefix(a, "-") || f == nil {
+			pos = append(pos, a)
+			continue
+		}
+		one := []string{a}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			if i+1 == len(args) {
+				return nil, fmt.Errorf("flag %s needs a value", a)
+			}
+			i++
+			one = append(one, args[i])
+		}
+		if err := fs.Parse(one); err != nil {
 			return nil, err
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
 	}
+	return pos, nil
 }
 
 // fail reports err and returns its exit code.

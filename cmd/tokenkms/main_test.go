@@ -180,6 +180,12 @@ func lifecycle(t *testing.T, h *host) (first, fresh string) {
 		t.Fatalf("activate printed %q, want the key's record", r.stdout)
 	}
 	h.want(t, 4, "", "bob", "approver", "keys", "show", "nope")
+	r = h.want(t, 4, "", "bob", "approver", "--json", "keys", "show", "nope") // global flags before the command
+	var nf adminhttp.ErrorBody
+	if err := json.Unmarshal([]byte(r.stderr), &nf); err != nil || nf.Code != "not_found" {
+		t.Fatalf("keys show nope --json: stderr %q (%v), want code not_found", r.stderr, err)
+	}
+	h.want(t, 2, "", "bob", "approver", "--bogus", "keys", "list")
 	h.want(t, 5, "", "dave", "security-officer", "retire", first) // active: rotate first
 
 	list := h.want(t, 0, "", "bob", "approver", "keys", "list", "--state", "active", "--json")
@@ -345,6 +351,24 @@ func TestFileStore(t *testing.T) {
 	}
 	defer store.Close()
 	h.want(t, 7, "", "bob", "approver", "keys", "list") // the host holds the store
+}
+
+// TestDashKID: a kid may start with '-' (base64url): it is an argument,
+// not a flag, wherever it stands.
+func TestDashKID(t *testing.T) {
+	h := newHost(t, "")
+	pemFile, _ := coreKey(t, "-core")
+	keyPath := filepath.Join(h.dir, "core.pem")
+	if err := os.WriteFile(keyPath, pemFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if kid := h.kid(t, "alice", "issuer", "import", "--set", "access-tokens", "--key", keyPath, "--kid", "-core"); kid != "-core" {
+		t.Fatalf("imported kid %q, want -core", kid)
+	}
+	h.want(t, 0, "", "bob", "approver", "approve", "-core")
+	h.want(t, 0, "", "bob", "approver", "keys", "show", "--json", "-core")
+	h.want(t, 0, "", "bob", "approver", "keys", "show", "--", "-core")
+	h.want(t, 2, "", "bob", "approver", "keys", "show", "-core", "--set")
 }
 
 // TestMissingSettings: each setting the CLI cannot work without is named
