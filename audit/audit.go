@@ -19,9 +19,14 @@ const (
 	KeyRetired       Type = "key.retired" // gone from the JWKS; its tokens are rejected
 	KeyDestroyed     Type = "key.destroyed"
 	KeyCompromised   Type = "key.compromised"
-	KeyOverdue       Type = "key.overdue" // past its target rotation date
+	KeyFrozen        Type = "key.frozen"         // no further signature or encryption with it in this process
+	KeyReviewed      Type = "key.reviewed"       // a second principal reviewed a break-glass key
+	KeyReviewOverdue Type = "key.review_overdue" // a break-glass key still unreviewed past its policy delay
+	KeyRewrapped     Type = "key.rewrap"         // data moved off a compromised data key
+	KeyOverdue       Type = "key.overdue"        // past its target rotation date
 	IncidentDeclared Type = "incident.declared"
-	IncidentHook     Type = "incident.hook"
+	IncidentHook     Type = "incident.hook"   // one per hook called, or one saying none is configured
+	IncidentFailed   Type = "incident.failed" // a step of an emergency rotation after the freeze failed
 	RevokedKID       Type = "revocation.kid"
 	RevokedJTI       Type = "revocation.jti"
 	PolicyApproved   Type = "policy.approved"

@@ -2,6 +2,7 @@ package keyring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -59,11 +60,20 @@ const (
 	ActionRevoke          Action = "revoke"
 	ActionApproveSchedule Action = "approve-schedule"
 	ActionDestroy         Action = "destroy"
+	ActionReview          Action = "review"
 	ActionRead            Action = "read"
 )
 
 // Authorizer decides whether a principal may perform an action on a key
 // set. A nil error allows; an error (wrapping ErrForbidden) denies.
+//
+// Every call names the set the action applies to: the set of the key an
+// action names (a set has one purpose: Keyring.Policy(set).Purpose; a
+// runtime secret's set is SecretSetPrefix + its name). The empty set means
+// every set (Keys and Report without a set filter, RevokeJTI without a
+// set) and is also what an action on an unknown kid is authorized
+// against, so that a principal confined to its sets gets the same answer
+// for a kid of another set and for a kid that does not exist.
 type Authorizer interface {
 	Authorize(ctx context.Context, p Principal, a Action, set string) error
 }
@@ -78,6 +88,7 @@ type Authorizer interface {
 //	retire                      security-officer, system
 //	destroy, emergency-rotate   security-officer
 //	revoke                      security-officer
+//	review                      approver, security-officer (never the one who declared the incident)
 //	read                        any role
 type RoleAuthorizer struct{}
 
@@ -91,6 +102,7 @@ var defaultRoles = map[Action][]Role{
 	ActionDestroy:         {RoleSecurityOfficer},
 	ActionEmergency:       {RoleSecurityOfficer},
 	ActionRevoke:          {RoleSecurityOfficer},
+	ActionReview:          {RoleApprover, RoleSecurityOfficer},
 	ActionRead:            {RoleIssuer, RoleDeployer, RoleApprover, RoleSecurityOfficer, RoleCore, RoleSystem},
 }
 
@@ -102,4 +114,31 @@ func (RoleAuthorizer) Authorize(_ context.Context, p Principal, a Action, _ stri
 		}
 	}
 	return fmt.Errorf("%w: %s may not %s", ErrForbidden, p.ID, a)
+}
+
+// principalForKey authorizes ctx's principal to do a on the key kid and
+// returns the principal and the key's record. The principal is checked
+// before the key is looked up; the action is then authorized on the key's
+// set, or, for an unknown kid, on the empty set. A denial, and an unknown
+// kid, are audited as access.denied alike, and a denial returns the same
+// error whether the kid exists in another set or not at all: no answer
+// tells a principal about keys outside its sets.
+func (r *Keyring) principalForKey(ctx context.Context, a Action, kid string) (Principal, Key, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return p, Key{}, r.denied(ctx, Principal{ID: "anonymous"}, a, "", kid, fmt.Errorf("%w: %s", ErrNoPrincipal, a))
+	}
+	k, err := r.store.Get(ctx, kid)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return p, Key{}, fmt.Errorf("keyring: look up %s: %w", kid, err)
+	}
+	if aerr := r.authz.Authorize(ctx, p, a, k.Set); aerr != nil {
+		refusal := fmt.Errorf("%w: %s may not %s key %s", ErrForbidden, p.ID, a, kid)
+		return p, Key{}, r.refuse(ctx, p, a, k.Set, kid, aerr, refusal)
+	}
+	if !found {
+		return p, Key{}, r.denied(ctx, p, a, "", kid, fmt.Errorf("%w: %s", ErrNotFound, kid))
+	}
+	return p, k, nil
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/tokenkms/tokenkms/audit"
 )
 
 // The ciphertext format of Encrypt (see the package documentation):
@@ -115,18 +117,25 @@ func parseCiphertext(c []byte) (envelope, error) {
 // swapped for another data key's, fails authentication (ErrDecrypt):
 // AES-GCM does not tell these apart, and neither does this function.
 func (r *Keyring) Decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, error) {
-	pt, _, err := r.decrypt(ctx, ciphertext, aad)
+	pt, _, err := r.decrypt(ctx, ciphertext, aad, false)
 	return pt, err
 }
 
-func (r *Keyring) decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, *Key, error) {
+// decrypt opens a ciphertext; forRewrap also opens one of a compromised
+// data key (unless its set's policy refuses it), after auditing that.
+func (r *Keyring) decrypt(ctx context.Context, ciphertext, aad []byte, forRewrap bool) ([]byte, *Key, error) {
 	env, err := parseCiphertext(ciphertext)
 	if err != nil {
 		return nil, nil, err
 	}
-	k, err := r.decryptionKey(ctx, env.kid)
+	k, err := r.decryptionKey(ctx, env.kid, forRewrap)
 	if err != nil {
 		return nil, nil, err
+	}
+	if k.State == Compromised {
+		if err := r.auditRewrap(ctx, k); err != nil {
+			return nil, nil, err
+		}
 	}
 	aead, err := r.dataKey(ctx, k)
 	if err != nil {
@@ -142,7 +151,7 @@ func (r *Keyring) decrypt(ctx context.Context, ciphertext, aad []byte) ([]byte, 
 // decryptionKey finds the record of kid, in the snapshot or, for a key
 // created by another replica since the last refresh, in the store, and
 // checks that it may decrypt.
-func (r *Keyring) decryptionKey(ctx context.Context, kid string) (*Key, error) {
+func (r *Keyring) decryptionKey(ctx context.Context, kid string, forRewrap bool) (*Key, error) {
 	k, ok := r.snap.Load().keys[kid]
 	if !ok {
 		sk, err := r.store.Get(ctx, kid)
@@ -157,6 +166,9 @@ func (r *Keyring) decryptionKey(ctx context.Context, kid string) (*Key, error) {
 	if k.Purpose != Encryption {
 		return nil, fmt.Errorf("%w: %s is a %v key", ErrWrongPurpose, kid, k.Purpose)
 	}
+	if forRewrap && k.State == Compromised && !r.sets[k.Set].NoRewrapAfterCompromise {
+		return k, nil
+	}
 	if err := r.dataKeyUsable(k); err != nil {
 		r.deks.drop(kid)
 		return nil, err
@@ -164,12 +176,27 @@ func (r *Keyring) decryptionKey(ctx context.Context, kid string) (*Key, error) {
 	return k, nil
 }
 
+// auditRewrap records that a ciphertext of the compromised data key k is
+// opened to be rewrapped; the rewrap does not happen unless it is
+// recorded. The actor is the context's principal, or "in-process".
+func (r *Keyring) auditRewrap(ctx context.Context, k *Key) error {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		p = Principal{ID: "in-process"}
+	}
+	ev := r.event(audit.KeyRewrapped, p, k.Set, k.KID, k.Incident)
+	ev.Reason = "ciphertext moved off a compromised data key"
+	return r.emit(ctx, ev)
+}
+
 // dataKeyUsable says whether k may still decrypt.
 func (r *Keyring) dataKeyUsable(k *Key) error {
 	switch {
 	case k.State == Destroyed:
 		return fmt.Errorf("%w: %s", ErrDataKeyDestroyed, k.KID)
-	case k.State == Retired || k.State == Compromised:
+	case k.State == Compromised:
+		return fmt.Errorf("%w: %w: %s (only Rewrap opens its ciphertexts)", ErrDataKeyCompromised, ErrDataKeyRetired, k.KID)
+	case k.State == Retired:
 		return fmt.Errorf("%w: %s is %v", ErrDataKeyRetired, k.KID, k.State)
 	case k.graceEnded(r.now()):
 		return fmt.Errorf("%w: %s: its grace ended at %s", ErrDataKeyRetired, k.KID, k.GraceUntil.UTC().Format(time.RFC3339))
@@ -179,9 +206,11 @@ func (r *Keyring) dataKeyUsable(k *Key) error {
 
 // Rewrap decrypts a ciphertext and encrypts the plaintext again under the
 // Active data key of the same set: how data moves off a rotated key before
-// the key is retired. The plaintext never leaves this call.
+// the key is retired, and off a compromised one (each such call audited,
+// key.rewrap; refused with ErrDataKeyCompromised when the set's policy says
+// NoRewrapAfterCompromise). The plaintext never leaves this call.
 func (r *Keyring) Rewrap(ctx context.Context, ciphertext, aad []byte) ([]byte, error) {
-	pt, k, err := r.decrypt(ctx, ciphertext, aad)
+	pt, k, err := r.decrypt(ctx, ciphertext, aad, true)
 	if err != nil {
 		return nil, err
 	}

@@ -22,14 +22,18 @@ var (
 	ErrAudit            = errors.New("keyring: audit sink failed; action not taken")
 	ErrBackend          = errors.New("keyring: key backend failed")
 	ErrWrongPurpose     = errors.New("keyring: wrong key purpose")
+	ErrCorruptRecord    = errors.New("keyring: key record with an unknown state or purpose")
+	ErrReviewOverdue    = errors.New("keyring: break-glass key not reviewed in time")
+	ErrIncident         = errors.New("keyring: emergency rotation incomplete")
 
 	// Envelope encryption (Encrypt, Decrypt, Rewrap).
-	ErrCiphertext        = errors.New("keyring: malformed ciphertext")
-	ErrCiphertextVersion = errors.New("keyring: unknown ciphertext format or version")
-	ErrUnknownDataKey    = errors.New("keyring: ciphertext names an unknown data key")
-	ErrDecrypt           = errors.New("keyring: ciphertext authentication failed")
-	ErrDataKeyRetired    = errors.New("keyring: data key retired")
-	ErrDataKeyDestroyed  = errors.New("keyring: data key destroyed")
+	ErrCiphertext         = errors.New("keyring: malformed ciphertext")
+	ErrCiphertextVersion  = errors.New("keyring: unknown ciphertext format or version")
+	ErrUnknownDataKey     = errors.New("keyring: ciphertext names an unknown data key")
+	ErrDecrypt            = errors.New("keyring: ciphertext authentication failed")
+	ErrDataKeyRetired     = errors.New("keyring: data key retired")
+	ErrDataKeyDestroyed   = errors.New("keyring: data key destroyed")
+	ErrDataKeyCompromised = errors.New("keyring: data key compromised")
 
 	// Runtime secrets.
 	ErrUnknownSecret = errors.New("keyring: unknown secret")

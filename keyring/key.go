@@ -33,9 +33,13 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
-// Published reports whether keys in this state appear in the JWKS and may
-// verify tokens: Pending, Active and Retiring.
+// Published reports whether keys in this state may appear in the JWKS and
+// verify tokens: Pending (once approved), Active and Retiring (within
+// grace).
 func (s State) Published() bool { return s == Pending || s == Active || s == Retiring }
+
+// known reports whether s is one of the states.
+func (s State) known() bool { return s >= Pending && s <= Destroyed }
 
 // canMove lists the legal transitions.
 func (s State) canMove(to State) bool {
@@ -88,8 +92,12 @@ type Key struct {
 	CreatedAt time.Time // R2.4
 	RotateBy  time.Time // target rotation date (R2.4)
 
-	ApprovedBy string // the principal that approved activation
+	ApprovedBy string // the principal that approved activation (of a break-glass key: reviewed it afterwards)
 	ApprovedAt time.Time
+
+	// Standby marks a set's approved, published successor kept for
+	// emergency rotation (SetPolicy.NoStandby); cleared when it activates.
+	Standby bool
 
 	ActivateAt    time.Time // when a scheduled successor becomes Active (zero: by hand)
 	ActivatedAt   time.Time
@@ -120,6 +128,36 @@ func (k Key) GoString() string { return k.String() }
 // now: from then on it neither verifies, nor decrypts, nor is read.
 func (k *Key) graceEnded(now time.Time) bool {
 	return k.State == Retiring && !now.Before(k.GraceUntil)
+}
+
+// approved reports whether k carries an approval by a second principal
+// (for a break-glass key: its review).
+func (k *Key) approved() bool { return k.ApprovedBy != "" }
+
+// publishedAt is when k entered the JWKS: its approval (a Pending key is
+// published once approved), or its creation where approval is skipped.
+func (k *Key) publishedAt() time.Time {
+	if k.approved() && k.ApprovedAt.After(k.CreatedAt) {
+		return k.ApprovedAt
+	}
+	return k.CreatedAt
+}
+
+// reviewPending reports whether k is a break-glass key of an emergency
+// rotation (activated at once, without prior approval) that no second
+// principal has reviewed yet.
+func (k *Key) reviewPending() bool {
+	return k.Incident != "" && !k.approved() && (k.State == Active || k.State == Retiring || k.State == Retired)
+}
+
+// CheckRecord reports whether k's state and purpose are among the known
+// ones; a store refuses to write, and reports as corrupt when it reads, a
+// record that is not (ErrCorruptRecord).
+func CheckRecord(k Key) error {
+	if !k.State.known() || k.Purpose < Signing || k.Purpose > Secret {
+		return fmt.Errorf("%w: %s has state %d, purpose %d", ErrCorruptRecord, k.KID, int(k.State), int(k.Purpose))
+	}
+	return nil
 }
 
 // verifierKey is k as a verifier sees it.

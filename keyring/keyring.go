@@ -275,10 +275,8 @@ func (r *Keyring) refreshLocked(ctx context.Context) error {
 
 // Key returns the record of a key. It needs a principal allowed to read.
 func (r *Keyring) Key(ctx context.Context, kid string) (Key, error) {
-	if err := r.authorize(ctx, ActionRead, "", kid); err != nil {
-		return Key{}, err
-	}
-	return r.store.Get(ctx, kid)
+	_, k, err := r.principalForKey(ctx, ActionRead, kid)
+	return k, err
 }
 
 // Keys lists key records. It needs a principal allowed to read.
@@ -289,28 +287,46 @@ func (r *Keyring) Keys(ctx context.Context, f Filter) ([]Key, error) {
 	return r.store.List(ctx, f)
 }
 
-// VerificationKey implements verifier.KeySource from the snapshot: Pending,
-// Active and Retiring (within grace) signing keys verify; a retired or
-// destroyed key gives verifier.ErrKeyRetired, a compromised one
-// verifier.ErrKeyCompromised, anything else verifier.ErrUnknownKID.
+// VerificationKey implements verifier.KeySource from the snapshot. Only
+// an allow-list of states verifies: approved Pending, Active and Retiring
+// (within grace) signing keys. A retired or destroyed key gives
+// verifier.ErrKeyRetired, a compromised one verifier.ErrKeyCompromised,
+// anything else (an unapproved Pending key, a record in an unknown state)
+// verifier.ErrUnknownKID.
 func (r *Keyring) VerificationKey(_ context.Context, kid string) (verifier.Key, error) {
 	k, ok := r.snap.Load().keys[kid]
 	if !ok || k.Purpose != Signing {
 		return verifier.Key{}, verifier.ErrUnknownKID
 	}
-	switch {
-	case k.State == Compromised:
+	if r.trusted(k, r.now()) {
+		return k.verifierKey(), nil
+	}
+	switch k.State {
+	case Compromised:
 		return verifier.Key{}, verifier.ErrKeyCompromised
-	case k.State == Retired || k.State == Destroyed:
-		return verifier.Key{}, verifier.ErrKeyRetired
-	case k.graceEnded(r.now()):
+	case Retiring, Retired, Destroyed:
 		return verifier.Key{}, verifier.ErrKeyRetired
 	}
-	return k.verifierKey(), nil
+	return verifier.Key{}, verifier.ErrUnknownKID
 }
 
-// PublicKeys returns the keys the JWKS publishes (R5.1): the Pending,
-// Active and Retiring (within grace) signing keys of every set.
+// trusted reports whether signing key k verifies tokens and is published
+// at now: Pending once approved (or under UnsafeSkipApproval), Active, and
+// Retiring within its grace. Every other state, known or not, is refused.
+func (r *Keyring) trusted(k *Key, now time.Time) bool {
+	switch k.State {
+	case Pending:
+		return k.approved() || r.sets[k.Set].UnsafeSkipApproval
+	case Active:
+		return true
+	case Retiring:
+		return !k.graceEnded(now)
+	}
+	return false
+}
+
+// PublicKeys returns the keys the JWKS publishes (R5.1): the approved
+// Pending, Active and Retiring (within grace) signing keys of every set.
 func (r *Keyring) PublicKeys(ctx context.Context) ([]verifier.Key, error) {
 	s := r.snap.Load()
 	out := make([]verifier.Key, 0, len(s.keys))
@@ -326,7 +342,7 @@ func (r *Keyring) published(s *snapshot, set string) []Key {
 	now := r.now()
 	var out []Key
 	for _, k := range s.keys {
-		if k.Set == set && k.Purpose == Signing && k.State.Published() && !k.graceEnded(now) {
+		if k.Set == set && k.Purpose == Signing && r.trusted(k, now) {
 			out = append(out, *k)
 		}
 	}
@@ -335,47 +351,61 @@ func (r *Keyring) published(s *snapshot, set string) []Key {
 }
 
 // RevokeJTI implements verifier.RevocationList over the configured list.
+// It is authorized on every set (the empty set): a principal confined to
+// some sets uses RevokeJTIInSet.
 func (r *Keyring) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
-	return r.revokeJTI(ctx, jti, until, "")
+	return r.RevokeJTIInSet(ctx, "", jti, until)
+}
+
+// RevokeJTIInSet revokes the token jti of a token of set (the empty set:
+// of any set) until the given time. It needs the security-officer role on
+// set; the event names the set.
+func (r *Keyring) RevokeJTIInSet(ctx context.Context, set, jti string, until time.Time) error {
+	p, err := r.principalFor(ctx, ActionRevoke, set, "")
+	if err != nil {
+		return err
+	}
+	if set != "" {
+		if _, err := r.Policy(set); err != nil {
+			return err
+		}
+	}
+	if jti == "" {
+		return fmt.Errorf("keyring: empty jti")
+	}
+	ev := r.event(audit.RevokedJTI, p, set, "", "")
+	ev.Details = map[string]string{"jti": jti, "until": until.UTC().Format(time.RFC3339)}
+	if err := r.emit(ctx, ev); err != nil {
+		return err
+	}
+	if err := r.revocations.RevokeJTI(ctx, jti, until); err != nil {
+		return r.failed(ctx, ev, err)
+	}
+	return nil
 }
 
 // RevokeKID implements verifier.RevocationList over the configured list.
+// It is authorized on the key's set; an unknown kid is refused as
+// principalForKey says.
 func (r *Keyring) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
-	return r.revokeKID(ctx, kid, issuedBefore, "")
+	p, k, err := r.principalForKey(ctx, ActionRevoke, kid)
+	if err != nil {
+		return err
+	}
+	ev := r.event(audit.RevokedKID, p, k.Set, kid, "")
+	ev.Details = map[string]string{"issued_before": issuedBefore.UTC().Format(time.RFC3339)}
+	if err := r.emit(ctx, ev); err != nil {
+		return err
+	}
+	if err := r.revocations.RevokeKID(ctx, kid, issuedBefore); err != nil {
+		return r.failed(ctx, ev, err)
+	}
+	return nil
 }
 
 // Revoked implements verifier.RevocationList over the configured list.
 func (r *Keyring) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
 	return r.revocations.Revoked(ctx, kid, jti, issuedAt)
-}
-
-func (r *Keyring) revokeJTI(ctx context.Context, jti string, until time.Time, incident string) error {
-	p, err := r.principalFor(ctx, ActionRevoke, "", "")
-	if err != nil {
-		return err
-	}
-	if jti == "" {
-		return fmt.Errorf("keyring: empty jti")
-	}
-	ev := r.event(audit.RevokedJTI, p, "", "", incident)
-	ev.Details = map[string]string{"jti": jti, "until": until.UTC().Format(time.RFC3339)}
-	if err := r.emit(ctx, ev); err != nil {
-		return err
-	}
-	return r.revocations.RevokeJTI(ctx, jti, until)
-}
-
-func (r *Keyring) revokeKID(ctx context.Context, kid string, issuedBefore time.Time, incident string) error {
-	p, err := r.principalFor(ctx, ActionRevoke, "", kid)
-	if err != nil {
-		return err
-	}
-	ev := r.event(audit.RevokedKID, p, "", kid, incident)
-	ev.Details = map[string]string{"issued_before": issuedBefore.UTC().Format(time.RFC3339)}
-	if err := r.emit(ctx, ev); err != nil {
-		return err
-	}
-	return r.revocations.RevokeKID(ctx, kid, issuedBefore)
 }
 
 // Signer returns the Signer of the set's Active key (signer.ActiveKeys).
@@ -403,6 +433,9 @@ func (r *Keyring) activeKey(set string, purpose Purpose) (*Key, error) {
 	k := r.snap.Load().active[set]
 	if k == nil {
 		return nil, fmt.Errorf("%w: set %q", ErrNoActiveKey, set)
+	}
+	if purpose == Encryption && r.isFrozen(k.KID) {
+		return nil, fmt.Errorf("%w: %s", ErrFrozen, k.KID)
 	}
 	if r.strictOver && !r.now().Before(k.RotateBy) {
 		return nil, fmt.Errorf("%w: %s was due for rotation on %s", ErrOverdue, k.KID, k.RotateBy.UTC().Format(time.RFC3339))
@@ -561,12 +594,18 @@ func (r *Keyring) authorize(ctx context.Context, a Action, set, kid string) erro
 // denied audits a refused attempt and returns err (joined with the audit
 // failure if the event could not be written).
 func (r *Keyring) denied(ctx context.Context, p Principal, a Action, set, kid string, err error) error {
+	return r.refuse(ctx, p, a, set, kid, err, err)
+}
+
+// refuse audits a refused attempt for reason and returns ret, which may
+// say less than the audit event does.
+func (r *Keyring) refuse(ctx context.Context, p Principal, a Action, set, kid string, reason, ret error) error {
 	ev := r.event(audit.AccessDenied, p, set, kid, "")
 	ev.Outcome = audit.Denied
-	ev.Reason = err.Error()
+	ev.Reason = reason.Error()
 	ev.Details = map[string]string{"action": string(a)}
 	if aerr := r.emit(ctx, ev); aerr != nil {
-		return errors.Join(err, aerr)
+		return errors.Join(ret, aerr)
 	}
-	return err
+	return ret
 }

@@ -40,9 +40,12 @@ func (r *Keyring) Create(ctx context.Context, set string) (Key, error) {
 
 // createLocked generates a key in state (Pending or, for emergency
 // rotation, Active) and stores it: a signing key in its provider, a data
-// key as 32 random bytes sealed by its set's KeyWrapper. prepare, when not nil, completes the
-// record and returns further events; every event is emitted before the
-// key is stored.
+// key as 32 random bytes sealed by its set's KeyWrapper. prepare, when not
+// nil, completes the record and returns further events. The key.created
+// event is emitted before the backend generates anything; the further
+// events after it and before the key is stored. If one of them, or the
+// store, fails, the generated backend key is destroyed (discard) and the
+// trail ends with a failure event.
 func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, state State, incident string, prepare func(*Key) []audit.Event) (Key, error) {
 	pol, err := r.Policy(set)
 	if err != nil {
@@ -57,35 +60,38 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 	if state == Active {
 		k.ActivatedAt = now
 	}
-	var s signer.Signer
-	if pol.Purpose == Encryption {
-		if k.BackendRef, err = r.newDEK(ctx, k); err != nil {
-			return Key{}, err
-		}
-	} else {
-		var ref string
-		s, ref, err = r.providers[pol.Backend].Generate(ctx, k.KID, pol.Algorithm)
-		if err != nil {
-			return Key{}, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err)
-		}
-		k.BackendRef, k.Public = ref, s.Public()
+	var events []audit.Event
+	if prepare != nil {
+		events = prepare(&k)
 	}
 	ev := r.event(audit.KeyCreated, p, set, k.KID, incident)
 	ev.Details = map[string]string{
 		"algorithm": k.Algorithm, "backend": k.Backend, "owner": k.Owner, "state": state.String(),
 		"rotate_by": k.RotateBy.Format(time.RFC3339),
 	}
-	events := []audit.Event{ev}
-	if prepare != nil {
-		events = append(events, prepare(&k)...)
+	if err := r.emit(ctx, ev); err != nil {
+		return Key{}, err
 	}
-	for _, ev := range events {
-		if err := r.emit(ctx, ev); err != nil {
-			return Key{}, err
+	var s signer.Signer
+	if pol.Purpose == Encryption {
+		if k.BackendRef, err = r.newDEK(ctx, k); err != nil {
+			return Key{}, r.failed(ctx, ev, err)
+		}
+	} else {
+		var ref string
+		s, ref, err = r.providers[pol.Backend].Generate(ctx, k.KID, pol.Algorithm)
+		if err != nil {
+			return Key{}, r.failed(ctx, ev, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err))
+		}
+		k.BackendRef, k.Public = ref, s.Public()
+	}
+	for _, e := range events {
+		if err := r.emit(ctx, e); err != nil {
+			return Key{}, r.discard(ctx, p, k, ev, err)
 		}
 	}
 	if err := r.store.Put(ctx, k); err != nil {
-		return Key{}, r.failed(ctx, ev, err)
+		return Key{}, r.discard(ctx, p, k, ev, err)
 	}
 	k.Version = 1
 	if err := r.refreshLocked(ctx); err != nil {
@@ -95,6 +101,27 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		r.adoptSigner(k.KID, s)
 	}
 	return k, nil
+}
+
+// discard undoes the generation of k, whose creation (announced by
+// created) could not be completed because of err: the backend key is
+// destroyed where the provider can (a data key or a local key exists only
+// in the record that was not stored), that is audited, and the trail ends
+// with created's failure.
+func (r *Keyring) discard(ctx context.Context, p Principal, k Key, created audit.Event, err error) error {
+	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
+		ev := r.event(audit.KeyDestroyed, p, k.Set, k.KID, k.Incident)
+		ev.Reason = "creation not completed"
+		if derr := d.Destroy(ctx, k.KID, k.BackendRef); derr != nil {
+			ev.Outcome = audit.Failure
+			ev.Reason = fmt.Sprintf("creation not completed; destroy failed: %v", derr)
+			err = errors.Join(err, fmt.Errorf("%w: destroy %s: %w", ErrBackend, k.KID, derr))
+		}
+		if aerr := r.emit(ctx, ev); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+	}
+	return r.failed(ctx, created, err)
 }
 
 // failed audits that an action announced by ev did not take effect, and
@@ -113,22 +140,26 @@ func (r *Keyring) failed(ctx context.Context, ev audit.Event, err error) error {
 func (r *Keyring) Approve(ctx context.Context, kid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k, err := r.store.Get(ctx, kid)
-	if err != nil {
-		return err
-	}
-	p, err := r.principalFor(ctx, ActionApprove, k.Set, kid)
+	p, k, err := r.principalForKey(ctx, ActionApprove, kid)
 	if err != nil {
 		return err
 	}
 	if p.ID == k.CreatedBy {
 		return r.denied(ctx, p, ActionApprove, k.Set, kid, fmt.Errorf("%w: %s created %s", ErrSelfApproval, p.ID, kid))
 	}
-	if k.State != Pending || k.ApprovedBy != "" {
+	if k.State != Pending || k.approved() {
 		return fmt.Errorf("%w: %s is %v (approved by %q)", ErrIllegalState, kid, k.State, k.ApprovedBy)
+	}
+	pol, err := r.Policy(k.Set)
+	if err != nil {
+		return err
 	}
 	old := k
 	k.ApprovedBy, k.ApprovedAt = p.ID, r.now().UTC()
+	// Published from now on: its pre-publication delay counts from here.
+	if !k.ActivateAt.IsZero() && k.ActivateAt.Before(k.ApprovedAt.Add(pol.PrePublication)) {
+		k.ActivateAt = k.ApprovedAt.Add(pol.PrePublication)
+	}
 	ev := r.event(audit.KeyApproved, p, k.Set, kid, "")
 	return r.apply(ctx, []audit.Event{ev}, []Key{old}, []Key{k})
 }
@@ -141,11 +172,7 @@ func (r *Keyring) Approve(ctx context.Context, kid string) error {
 func (r *Keyring) Activate(ctx context.Context, kid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k, err := r.store.Get(ctx, kid)
-	if err != nil {
-		return err
-	}
-	p, err := r.principalFor(ctx, ActionActivate, k.Set, kid)
+	p, k, err := r.principalForKey(ctx, ActionActivate, kid)
 	if err != nil {
 		return err
 	}
@@ -170,12 +197,12 @@ func (r *Keyring) activateLocked(ctx context.Context, p Principal, k Key) error 
 	}
 	now := r.now().UTC()
 	prev := r.snap.Load().active[k.Set]
-	if prev != nil && now.Before(k.CreatedAt.Add(pol.PrePublication)) {
+	if published := k.publishedAt(); prev != nil && now.Before(published.Add(pol.PrePublication)) {
 		return fmt.Errorf("%w: %s published at %s, may sign from %s", ErrPrePublication, k.KID,
-			k.CreatedAt.Format(time.RFC3339), k.CreatedAt.Add(pol.PrePublication).Format(time.RFC3339))
+			published.Format(time.RFC3339), published.Add(pol.PrePublication).Format(time.RFC3339))
 	}
 	olds, news := []Key{k}, []Key{k}
-	news[0].State, news[0].ActivatedAt = Active, now
+	news[0].State, news[0].ActivatedAt, news[0].Standby = Active, now, false
 	events := []audit.Event{r.event(audit.KeyActivated, p, k.Set, k.KID, "")}
 	if prev != nil {
 		retiring := *prev
@@ -193,9 +220,14 @@ func (r *Keyring) activateLocked(ctx context.Context, p Principal, k Key) error 
 
 // apply emits the events (any failure: nothing changes), then writes the
 // new records atomically, then refreshes the snapshot.
+// If a later event is refused, the trail ends with the first event's
+// failure: no success event stands for an action that did not happen.
 func (r *Keyring) apply(ctx context.Context, events []audit.Event, olds, news []Key) error {
-	for _, ev := range events {
+	for i, ev := range events {
 		if err := r.emit(ctx, ev); err != nil {
+			if i > 0 {
+				return r.failed(ctx, events[0], err)
+			}
 			return err
 		}
 	}
@@ -315,11 +347,7 @@ func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
 func (r *Keyring) Retire(ctx context.Context, kid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k, err := r.store.Get(ctx, kid)
-	if err != nil {
-		return err
-	}
-	p, err := r.principalFor(ctx, ActionRetire, k.Set, kid)
+	p, k, err := r.principalForKey(ctx, ActionRetire, kid)
 	if err != nil {
 		return err
 	}
@@ -347,11 +375,7 @@ func (r *Keyring) retireLocked(ctx context.Context, p Principal, k Key, reason s
 func (r *Keyring) Destroy(ctx context.Context, kid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k, err := r.store.Get(ctx, kid)
-	if err != nil {
-		return err
-	}
-	p, err := r.principalFor(ctx, ActionDestroy, k.Set, kid)
+	p, k, err := r.principalForKey(ctx, ActionDestroy, kid)
 	if err != nil {
 		return err
 	}
@@ -384,9 +408,12 @@ type Destroyer interface {
 // Tick performs the transitions that are due, as SystemPrincipal:
 // retiring keys whose grace is over become Retired; scheduled successors
 // whose pre-publication is over (and that are approved) become Active;
-// an Active key due for rotation gets a successor (if an approver gave the
-// set a standing schedule approval); a key past its RotateBy is reported
-// (audit event and OnOverdue); secrets are ticked as TickSecrets does.
+// an Active key due for rotation gets a successor, and a signing set
+// without a standby key (or whose standby is due for rotation) a new one
+// (both if an approver gave the set a standing schedule approval); a key
+// past its RotateBy is reported (audit event and OnOverdue), and so is a
+// break-glass key unreviewed past its set's ReviewWithin (audit event and
+// ErrReviewOverdue); secrets are ticked as TickSecrets does.
 // Ticks never overlap. It returns every failure, joined; one set's failure
 // does not stop the others.
 func (r *Keyring) Tick(ctx context.Context) error {
@@ -412,11 +439,16 @@ func (r *Keyring) Tick(ctx context.Context) error {
 					continue // waits for an approver; overdue reporting covers the delay
 				}
 				errs = append(errs, r.activateLocked(ctx, p, k))
+			case k.reviewPending() && !now.Before(k.ActivatedAt.Add(pol.ReviewWithin)):
+				errs = append(errs, r.reviewOverdue(ctx, k, now))
 			}
 		}
 		active := r.snap.Load().active[set]
 		if active == nil {
 			continue
+		}
+		if pol.standby() && r.schedule[set] != "" {
+			errs = append(errs, r.keepStandby(ctx, set, pol, now))
 		}
 		if !now.Before(pol.rotationDue(*active)) && r.successor(set) == nil && r.schedule[set] != "" {
 			if _, err := r.rotateLocked(ctx, p, set); err != nil {

@@ -22,6 +22,7 @@ const (
 	DefaultLeeway           = time.Minute
 	DefaultMaxTokenLifetime = time.Hour
 	DefaultRotateAfter      = 0.8
+	DefaultReviewWithin     = 24 * time.Hour
 )
 
 // SetPolicy is the policy of one key set: which keys it holds and how they
@@ -61,7 +62,25 @@ type SetPolicy struct {
 	// UnsafeSkipApproval lets a key be activated without a recorded
 	// approval by a second principal (R6.3 then does not hold).
 	UnsafeSkipApproval bool
+
+	// NoStandby opts a signing set out of its standby key. By default the
+	// scheduler keeps one approved, published standby successor per
+	// signing set (created under the set's standing schedule approval), so
+	// that EmergencyRotate activates a key two people approved and remote
+	// verifiers already hold. Without one, emergency rotation activates a
+	// break-glass key that a second principal must Review.
+	NoStandby bool
+	// ReviewWithin is how long a break-glass key may stay unreviewed
+	// before Tick reports it (audit event and error); default 24 hours.
+	ReviewWithin time.Duration
+	// NoRewrapAfterCompromise makes a compromised data key refuse Rewrap
+	// too; by default it still opens ciphertexts for Rewrap (each call
+	// audited) and nothing else.
+	NoRewrapAfterCompromise bool
 }
+
+// standby reports whether the set keeps a standby key.
+func (p SetPolicy) standby() bool { return p.Purpose == Signing && !p.NoStandby }
 
 // withDefaults fills zero fields and checks the timing rules.
 func (p SetPolicy) withDefaults() (SetPolicy, error) {
@@ -127,7 +146,10 @@ func (p SetPolicy) withDefaults() (SetPolicy, error) {
 	if p.MaxTokenLifetime == 0 {
 		p.MaxTokenLifetime = DefaultMaxTokenLifetime
 	}
-	if p.JWKSMaxAge < 0 || p.Leeway < 0 || p.MaxTokenLifetime < 0 || p.PrePublication < 0 || p.Grace < 0 {
+	if p.ReviewWithin == 0 {
+		p.ReviewWithin = DefaultReviewWithin
+	}
+	if p.JWKSMaxAge < 0 || p.Leeway < 0 || p.MaxTokenLifetime < 0 || p.PrePublication < 0 || p.Grace < 0 || p.ReviewWithin < 0 {
 		return bad("negative duration")
 	}
 	if p.PrePublication == 0 {

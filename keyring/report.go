@@ -17,11 +17,18 @@ type KeyReport struct {
 	Age         time.Duration
 	RotateBy    time.Time
 	DaysOverdue int // whole days past RotateBy for a key still in use; 0 otherwise
+
+	Standby       bool   // the set's standby key for emergency rotation
+	Incident      string // the incident that compromised or created it
+	ReviewPending bool   // a break-glass key no second principal has reviewed (Review)
+	NeedsRewrap   bool   // a Retiring or Compromised data key: its ciphertexts still need Rewrap
 }
 
 // Report lists every key with its owner, age, target rotation date, state
-// and how many days it is overdue, for a host to render. Needs a principal
-// allowed to read.
+// and how many days it is overdue, and flags what an incident left to do:
+// break-glass keys awaiting Review, data keys whose ciphertexts still need
+// Rewrap. For a host to render. Needs a principal allowed to read every
+// set.
 func (r *Keyring) Report(ctx context.Context) ([]KeyReport, error) {
 	keys, err := r.Keys(ctx, Filter{})
 	if err != nil {
@@ -33,6 +40,8 @@ func (r *Keyring) Report(ctx context.Context) ([]KeyReport, error) {
 		kr := KeyReport{
 			KID: k.KID, Set: k.Set, Purpose: k.Purpose, State: k.State, Owner: k.Owner,
 			CreatedAt: k.CreatedAt, Age: now.Sub(k.CreatedAt), RotateBy: k.RotateBy,
+			Standby: k.Standby, Incident: k.Incident, ReviewPending: k.reviewPending(),
+			NeedsRewrap: k.Purpose == Encryption && (k.State == Retiring || k.State == Compromised),
 		}
 		if (k.State == Active || k.State == Pending) && now.After(k.RotateBy) {
 			kr.DaysOverdue = int(now.Sub(k.RotateBy) / Day)

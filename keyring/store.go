@@ -12,7 +12,9 @@ import (
 // every implementation passes keyringtest.TestKeyStore.
 //
 // Put creates a record (ErrExists if the kid is taken, even by a destroyed
-// key: kids are never reused). Update replaces a record if its stored
+// key: kids are never reused). A store refuses to write a record with an
+// unknown state or purpose, and reports one it reads as corrupt (both
+// wrapping ErrCorruptRecord, see CheckRecord). Update replaces a record if its stored
 // Version equals expectVersion, storing k with Version expectVersion+1;
 // otherwise ErrConflict (ErrNotFound if there is none). An update either
 // completes or leaves the record as it was.
@@ -97,6 +99,9 @@ func (m *MemStore) Put(ctx context.Context, k Key) error {
 	if k.KID == "" {
 		return fmt.Errorf("keyring: empty kid")
 	}
+	if err := CheckRecord(k); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.keys[k.KID]; ok {
@@ -142,12 +147,16 @@ func ListMatching(keys map[string]Key, f Filter) []Key {
 
 // ApplyUpdates applies updates to a copy of keys, in order, each against
 // the state the ones before it left (as a transaction would), and returns
-// the copy, or the first refusal (ErrNotFound, ErrConflict) and nothing:
+// the copy, or the first refusal (ErrCorruptRecord, ErrNotFound,
+// ErrConflict) and nothing:
 // UpdateBatch for a KeyStore that keeps its keys in a map. keys itself is
 // never modified.
 func ApplyUpdates(keys map[string]Key, updates []KeyUpdate) (map[string]Key, error) {
 	next := maps.Clone(keys)
 	for _, u := range updates {
+		if err := CheckRecord(u.Key); err != nil {
+			return nil, err
+		}
 		cur, ok := next[u.Key.KID]
 		if !ok {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, u.Key.KID)

@@ -56,6 +56,7 @@ type keyRecord struct {
 	Backend       string    `json:"backend"`
 	BackendRef    string    `json:"backend_ref"`
 	Public        []byte    `json:"public,omitempty"` // PKIX DER
+	Standby       bool      `json:"standby,omitempty"`
 	Version       int64     `json:"version"`
 }
 
@@ -66,10 +67,13 @@ func toRecord(k keyring.Key) (keyRecord, error) {
 		ApprovedBy: k.ApprovedBy, ApprovedAt: k.ApprovedAt.UTC(), ActivateAt: k.ActivateAt.UTC(),
 		ActivatedAt: k.ActivatedAt.UTC(), RetiringAt: k.RetiringAt.UTC(), GraceUntil: k.GraceUntil.UTC(),
 		RetiredAt: k.RetiredAt.UTC(), CompromisedAt: k.CompromisedAt.UTC(), DestroyedAt: k.DestroyedAt.UTC(),
-		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef, Version: k.Version,
+		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef, Standby: k.Standby, Version: k.Version,
 	}
 	if k.KID == "" {
 		return keyRecord{}, fmt.Errorf("%w: empty kid", ErrInvalidKey)
+	}
+	if err := keyring.CheckRecord(k); err != nil {
+		return keyRecord{}, fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	if k.Public != nil {
 		der, err := x509.MarshalPKIXPublicKey(k.Public)
@@ -88,10 +92,13 @@ func (r keyRecord) key() (keyring.Key, error) {
 		ApprovedBy: r.ApprovedBy, ApprovedAt: r.ApprovedAt, ActivateAt: r.ActivateAt, ActivatedAt: r.ActivatedAt,
 		RetiringAt: r.RetiringAt, GraceUntil: r.GraceUntil, RetiredAt: r.RetiredAt,
 		CompromisedAt: r.CompromisedAt, DestroyedAt: r.DestroyedAt, Incident: r.Incident,
-		Backend: r.Backend, BackendRef: r.BackendRef, Version: r.Version,
+		Backend: r.Backend, BackendRef: r.BackendRef, Standby: r.Standby, Version: r.Version,
 	}
 	if r.KID == "" || r.Version < 1 {
 		return keyring.Key{}, fmt.Errorf("%w: record without kid or version", ErrCorrupt)
+	}
+	if err := keyring.CheckRecord(k); err != nil {
+		return keyring.Key{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if r.Public != nil {
 		pub, err := x509.ParsePKIXPublicKey(r.Public)
@@ -320,6 +327,9 @@ func (s *Store) Put(ctx context.Context, k keyring.Key) error {
 	}
 	if k.KID == "" {
 		return fmt.Errorf("%w: empty kid", ErrInvalidKey)
+	}
+	if err := keyring.CheckRecord(k); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

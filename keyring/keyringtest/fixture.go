@@ -88,7 +88,9 @@ type Fixture struct {
 }
 
 // New builds a Fixture whose set has an Active key (created, approved and
-// activated by three principals) and a standing schedule approval.
+// activated by three principals), a standing schedule approval and, unless
+// SetPolicy.NoStandby, the standby key the scheduler creates under it: an
+// emergency rotation (Compromise) activates that standby.
 func New(opts Options) (*Fixture, error) {
 	set, err := opts.setPolicy()
 	if err != nil {
@@ -143,6 +145,9 @@ func New(opts Options) (*Fixture, error) {
 		return nil, err
 	}
 	if err := ring.ApproveSchedule(f.As(Approver), f.Set); err != nil {
+		return nil, err
+	}
+	if err := ring.Tick(ctx); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -222,6 +227,22 @@ func (f *Fixture) ActiveKID() (string, error) {
 		return "", err
 	}
 	return s.KID(), nil
+}
+
+// StandbyKID returns the kid of the set's standby key (ErrNotFound when it
+// has none: SetPolicy.NoStandby, or an emergency rotation used it and no
+// Tick has replaced it yet).
+func (f *Fixture) StandbyKID() (string, error) {
+	keys, err := f.Ring.Keys(f.As(Core), keyring.Filter{Set: f.Set, States: []keyring.State{keyring.Pending}})
+	if err != nil {
+		return "", err
+	}
+	for _, k := range keys {
+		if k.Standby {
+			return k.KID, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no standby key in set %q", keyring.ErrNotFound, f.Set)
 }
 
 // Rotate performs a whole scheduled rotation step as the operators would:

@@ -46,7 +46,7 @@ func (s *Store) String() string { return "pgstore.Store" }
 
 const keyColumns = `kid, set_name, purpose, alg, state, owner, created_by, created_at, rotate_by,
 	approved_by, approved_at, activate_at, activated_at, retiring_at, grace_until, retired_at,
-	compromised_at, destroyed_at, incident, backend, backend_ref, public_der, version`
+	compromised_at, destroyed_at, incident, backend, backend_ref, public_der, standby, version`
 
 // ts converts a time to a nullable timestamptz: the zero time is NULL.
 func ts(t time.Time) *time.Time {
@@ -72,6 +72,9 @@ func args(k keyring.Key, version int64) ([]any, error) {
 	if k.CreatedAt.IsZero() {
 		return nil, fmt.Errorf("%w: %s has no creation time", ErrInvalidKey, k.KID)
 	}
+	if err := keyring.CheckRecord(k); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
 	var der []byte
 	if k.Public != nil {
 		b, err := x509.MarshalPKIXPublicKey(k.Public)
@@ -83,7 +86,7 @@ func args(k keyring.Key, version int64) ([]any, error) {
 	return []any{k.KID, k.Set, int(k.Purpose), k.Algorithm, int(k.State), k.Owner, k.CreatedBy,
 		k.CreatedAt.UTC(), ts(k.RotateBy), k.ApprovedBy, ts(k.ApprovedAt), ts(k.ActivateAt),
 		ts(k.ActivatedAt), ts(k.RetiringAt), ts(k.GraceUntil), ts(k.RetiredAt), ts(k.CompromisedAt),
-		ts(k.DestroyedAt), k.Incident, k.Backend, k.BackendRef, der, version}, nil
+		ts(k.DestroyedAt), k.Incident, k.Backend, k.BackendRef, der, k.Standby, version}, nil
 }
 
 func scanKey(row pgx.Row) (keyring.Key, error) {
@@ -98,10 +101,13 @@ func scanKey(row pgx.Row) (keyring.Key, error) {
 	)
 	if err := row.Scan(&k.KID, &k.Set, &purpose, &k.Algorithm, &state, &k.Owner, &k.CreatedBy, &created,
 		&rotateBy, &k.ApprovedBy, &approvedAt, &activateAt, &activatedAt, &retiringAt, &graceUntil,
-		&retiredAt, &compromisedAt, &destroyed, &k.Incident, &k.Backend, &k.BackendRef, &der, &k.Version); err != nil {
+		&retiredAt, &compromisedAt, &destroyed, &k.Incident, &k.Backend, &k.BackendRef, &der, &k.Standby, &k.Version); err != nil {
 		return keyring.Key{}, err
 	}
 	k.Purpose, k.State = keyring.Purpose(purpose), keyring.State(state)
+	if err := keyring.CheckRecord(k); err != nil {
+		return keyring.Key{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	k.CreatedAt, k.RotateBy, k.ApprovedAt, k.ActivateAt = created.UTC(), unts(rotateBy), unts(approvedAt), unts(activateAt)
 	k.ActivatedAt, k.RetiringAt, k.GraceUntil = unts(activatedAt), unts(retiringAt), unts(graceUntil)
 	k.RetiredAt, k.CompromisedAt, k.DestroyedAt = unts(retiredAt), unts(compromisedAt), unts(destroyed)
@@ -161,7 +167,7 @@ func (s *Store) Put(ctx context.Context, k keyring.Key) error {
 		return err
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO tokenkms_keys (`+keyColumns+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
 		ON CONFLICT (kid) DO NOTHING`, a...)
 	if err != nil {
 		return writeError("put", k.KID, err)
@@ -194,8 +200,8 @@ func (s *Store) UpdateBatch(ctx context.Context, updates []keyring.KeyUpdate) er
 			set_name=$2, purpose=$3, alg=$4, state=$5, owner=$6, created_by=$7, created_at=$8, rotate_by=$9,
 			approved_by=$10, approved_at=$11, activate_at=$12, activated_at=$13, retiring_at=$14,
 			grace_until=$15, retired_at=$16, compromised_at=$17, destroyed_at=$18, incident=$19,
-			backend=$20, backend_ref=$21, public_der=$22, version=$23
-			WHERE kid = $1 AND version = $24`, a...)
+			backend=$20, backend_ref=$21, public_der=$22, standby=$23, version=$24
+			WHERE kid = $1 AND version = $25`, a...)
 		if err != nil {
 			return writeError("update", u.Key.KID, err)
 		}
@@ -226,6 +232,8 @@ func writeError(op, kid string, err error) error {
 		switch {
 		case pe.Code == "23505" && strings.Contains(pe.ConstraintName, "one_active"):
 			return fmt.Errorf("%w: %s %s: the set already has an active key", keyring.ErrConflict, op, kid)
+		case pe.Code == "23505" && strings.Contains(pe.ConstraintName, "one_standby"):
+			return fmt.Errorf("%w: %s %s: the set already has a standby key", keyring.ErrConflict, op, kid)
 		case pe.Code == "23505" && strings.Contains(pe.ConstraintName, "one_successor"):
 			return fmt.Errorf("%w: %s %s: a rotation of the set is already in progress", keyring.ErrConflict, op, kid)
 		case pe.Code == "40001" || pe.Code == "40P01":
