@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,17 @@ func (e *env) key(t *testing.T, kid string) keyring.Key {
 	return k
 }
 
+// nonStandby lists the set's keys in the given states (all without one),
+// leaving out its standby key.
+func (e *env) nonStandby(t *testing.T, states ...keyring.State) []keyring.Key {
+	t.Helper()
+	keys, err := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set, States: states})
+	if err != nil {
+		t.Fatalf("Keys: %v", err)
+	}
+	return slices.DeleteFunc(keys, func(k keyring.Key) bool { return k.Standby })
+}
+
 func (e *env) types() []audit.Type {
 	var out []audit.Type
 	for _, ev := range e.rec.Events() {
@@ -163,9 +175,16 @@ func TestCreateRecordsR24(t *testing.T) {
 	if strings.Contains(k.String(), k.BackendRef) || strings.Contains(k.GoString(), k.BackendRef) {
 		t.Errorf("Key.String shows the backend reference")
 	}
-	// A pending key is published (R3.4 step 1) but does not sign.
+	// A pending key is published (R3.4 step 1) once approved, and signs
+	// nothing.
+	if _, err := e.ring.VerificationKey(ctx(t, core), k.KID); !errors.Is(err, verifier.ErrUnknownKID) {
+		t.Errorf("unapproved pending key: %v, want ErrUnknownKID", err)
+	}
+	if err := e.ring.Approve(ctx(t, bob), k.KID); err != nil {
+		t.Fatalf("Approve: %v", err)
+	}
 	if _, err := e.ring.VerificationKey(ctx(t, core), k.KID); err != nil {
-		t.Errorf("pending key not resolvable: %v", err)
+		t.Errorf("approved pending key not resolvable: %v", err)
 	}
 	if _, err := e.ring.Signer(ctx(t, core), set); !errors.Is(err, keyring.ErrNoActiveKey) {
 		t.Errorf("Signer with only a pending key: error = %v, want ErrNoActiveKey", err)
@@ -231,7 +250,7 @@ func TestRotationProcedure(t *testing.T) {
 	if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
 		t.Fatalf("Tick: %v", err)
 	}
-	if keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set}); len(keys) != 1 {
+	if keys := e.nonStandby(t); len(keys) != 1 {
 		t.Fatalf("rotation started early: %d keys", len(keys))
 	}
 	// Step 1: at 80% the successor is generated and published, not signing.
@@ -239,14 +258,14 @@ func TestRotationProcedure(t *testing.T) {
 	if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
 		t.Fatalf("Tick: %v", err)
 	}
-	keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{Set: set, States: []keyring.State{keyring.Pending}})
+	keys := e.nonStandby(t, keyring.Pending)
 	if len(keys) != 1 {
-		t.Fatalf("after due tick: %d pending keys, want 1", len(keys))
+		t.Fatalf("after due tick: %d pending keys besides the standby, want 1", len(keys))
 	}
 	next := keys[0]
 	pub, _ := e.ring.PublicKeys(ctx(t, core))
-	if len(pub) != 2 {
-		t.Errorf("JWKS holds %d keys during pre-publication, want 2", len(pub))
+	if len(pub) != 3 {
+		t.Errorf("JWKS holds %d keys during pre-publication, want 3 (active, successor, standby)", len(pub))
 	}
 	if s, _ := e.ring.Signer(ctx(t, core), set); s.KID() != old.KID {
 		t.Errorf("signer during pre-publication = %s, want old %s", s.KID(), old.KID)
@@ -280,8 +299,9 @@ func TestRotationProcedure(t *testing.T) {
 		t.Errorf("old key state after grace tick = %v, want retired", got)
 	}
 	pub, _ = e.ring.PublicKeys(ctx(t, core))
-	if len(pub) != 1 || pub[0].KID != next.KID {
-		t.Errorf("JWKS after retirement = %v, want only %s", pub, next.KID)
+	if len(pub) != 2 || !slices.ContainsFunc(pub, func(k verifier.Key) bool { return k.KID == next.KID }) ||
+		slices.ContainsFunc(pub, func(k verifier.Key) bool { return k.KID == old.KID }) {
+		t.Errorf("JWKS after retirement = %v, want %s and the standby", pub, next.KID)
 	}
 	// T5: create, rotate and retire are audited.
 	want := map[audit.Type]bool{audit.KeyCreated: false, audit.KeyRotated: false, audit.KeyActivated: false, audit.KeyRetired: false, audit.PolicyApproved: false}
@@ -410,7 +430,8 @@ func TestEmergencyRotate(t *testing.T) {
 	}
 	var sawIncident, sawFailedHook bool
 	for _, ev := range e.rec.Events() {
-		if ev.Type == audit.IncidentDeclared && ev.Incident == "INC-7" && ev.Details["review_required"] == "true" {
+		if ev.Type == audit.KeyActivated && ev.Incident == "INC-7" && ev.Details["review_required"] == "true" &&
+			ev.Details["via"] == "break-glass" && ev.Details["replaces"] == old.KID {
 			sawIncident = true
 		}
 		if ev.Type == audit.IncidentHook && ev.Outcome == audit.Failure {

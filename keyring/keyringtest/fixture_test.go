@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
@@ -138,10 +141,19 @@ func TestRotationNoDowntime(t *testing.T) {
 }
 
 // T4: every token issued before an emergency rotation is rejected after
-// it; tokens of the new key verify.
+// it; tokens of the new key verify. The new key is the set's standby,
+// published (and so known to remote verifiers) before the incident.
 func TestEmergencyRotationInvalidates(t *testing.T) {
 	f := newFixture(t)
 	kid, _ := f.ActiveKID()
+	standby, err := f.StandbyKID()
+	if err != nil {
+		t.Fatalf("StandbyKID: %v", err)
+	}
+	pub, _ := f.Ring.PublicKeys(context.Background())
+	if !slices.ContainsFunc(pub, func(k verifier.Key) bool { return k.KID == standby }) {
+		t.Fatalf("standby %s not published before the incident: %v", standby, pub)
+	}
 	var before []string
 	for range 50 {
 		before = append(before, token(t, f))
@@ -159,12 +171,16 @@ func TestEmergencyRotationInvalidates(t *testing.T) {
 	if _, err := f.Verifier.Verify(context.Background(), after); err != nil {
 		t.Fatalf("token of the new key: %v", err)
 	}
-	if got, _ := f.ActiveKID(); got != fresh.KID || got == kid {
-		t.Errorf("active kid after compromise = %s, want fresh %s", got, fresh.KID)
+	if got, _ := f.ActiveKID(); got != fresh.KID || got == kid || fresh.KID != standby {
+		t.Errorf("active kid after compromise = %s, returned %s, want the standby %s", got, fresh.KID, standby)
+	}
+	if fresh.ApprovedBy == "" || fresh.Standby {
+		t.Errorf("activated standby %+v: want approved, no longer marked standby", fresh)
 	}
 }
 
-// T5: create, rotate and revoke (retire, compromise) are audited.
+// T5: create, rotate and revoke (retire, compromise) are audited, and an
+// emergency rotation's events come in the order it acts.
 func TestAuditTrail(t *testing.T) {
 	f := newFixture(t)
 	if _, err := f.Rotate(); err != nil {
@@ -174,11 +190,14 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatalf("EndGrace: %v", err)
 	}
 	kid, _ := f.ActiveKID()
-	if _, err := f.Compromise(kid, "INC-5"); err != nil {
+	standby, _ := f.StandbyKID()
+	fresh, err := f.Compromise(kid, "INC-5")
+	if err != nil {
 		t.Fatalf("Compromise: %v", err)
 	}
 	var got []audit.Type
-	for _, ev := range f.Audit.Events() {
+	events := f.Audit.Events()
+	for _, ev := range events {
 		if ev.Actor == "" || ev.ID == "" || ev.Time.IsZero() {
 			t.Errorf("incomplete audit event %+v", ev)
 		}
@@ -186,17 +205,29 @@ func TestAuditTrail(t *testing.T) {
 	}
 	want := []audit.Type{
 		audit.KeyCreated, audit.KeyApproved, audit.KeyActivated, audit.PolicyApproved, // bootstrap
+		audit.KeyCreated, audit.KeyApproved, // the standby, under the standing approval
 		audit.KeyCreated, audit.KeyRotated, audit.KeyApproved, audit.KeyActivated, audit.KeyRotated, // rotation
-		audit.KeyRetired,                                                                 // grace over
-		audit.IncidentDeclared, audit.KeyCompromised, audit.KeyCreated, audit.RevokedKID, // emergency
+		audit.KeyRetired, // grace over
+		audit.IncidentDeclared, audit.KeyFrozen, audit.KeyCompromised, audit.KeyActivated, audit.KeyRotated, // emergency
+		audit.RevokedKID, audit.IncidentHook,
 	}
-	if len(got) != len(want) {
-		t.Fatalf("audit trail %v, want %v", got, want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("audit trail (-want +got):\n%s", diff)
 	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("event %d = %s, want %s (trail %v)", i, got[i], want[i], got)
+	emergency := events[len(events)-7:]
+	for i, ev := range emergency {
+		if ev.Incident != "INC-5" || ev.Outcome != audit.Success {
+			t.Errorf("emergency event %d %s: incident %q outcome %s, want INC-5 success", i, ev.Type, ev.Incident, ev.Outcome)
 		}
+	}
+	if a := emergency[3]; a.KID != fresh.KID || fresh.KID != standby || a.Details["replaces"] != kid || a.Details["via"] != "standby" {
+		t.Errorf("key.activated %+v: want the standby %s replacing %s", a, standby, kid)
+	}
+	if r := emergency[4]; r.KID != kid || r.Details["successor"] != fresh.KID {
+		t.Errorf("key.rotated %+v: want %s -> %s", r, kid, fresh.KID)
+	}
+	if h := emergency[6]; h.Details["hooks"] != "none" {
+		t.Errorf("incident.hook %+v: want the event saying no hook is configured", h)
 	}
 	if _, err := f.Ring.Key(context.Background(), kid); !errors.Is(err, keyring.ErrNoPrincipal) {
 		t.Errorf("Key without principal = %v, want ErrNoPrincipal", err)
