@@ -40,9 +40,10 @@ const Timeout = 3 * time.Minute
 // with signing algorithm alg, and fails tb at the first step that goes
 // wrong:
 //
-//  1. create: the key is generated in the backend, published in the JWKS
-//     at once, and signs nothing (Issue fails with keyring.ErrNoActiveKey);
-//  2. approve (by another principal) and activate (by a third);
+//  1. create: the key is generated in the backend, not published while
+//     nobody approved it, and signs nothing (Issue fails with
+//     keyring.ErrNoActiveKey);
+//  2. approve (by another principal): published; activate (by a third);
 //  3. issue a token through signer.Issuer; it verifies with verifier.New
 //     on the keyring, and its signature verifies under the public key the
 //     backend gives for the key;
@@ -76,7 +77,7 @@ func Run(tb testing.TB, provider signer.Provider, alg string) {
 	if k1.State != keyring.Pending || k1.Backend != Backend || k1.BackendRef == "" || k1.Algorithm != alg {
 		tb.Fatalf("create: key %v backend %q ref empty %t; want pending, %s, %q, a reference", k1, k1.Backend, k1.BackendRef == "", alg, Backend)
 	}
-	r.checkJWKS(srv, "after create", k1)
+	r.checkJWKS(srv, "after create, before approval")
 	if _, err := r.issuer.Issue(ctx, claims("alice")); !errors.Is(err, keyring.ErrNoActiveKey) {
 		tb.Fatalf("issue with only a pending key: got %v, want %v", err, keyring.ErrNoActiveKey)
 	}
@@ -85,6 +86,7 @@ func Run(tb testing.TB, provider signer.Provider, alg string) {
 	if err := r.kr.Approve(r.as(keyringtest.Approver), k1.KID); err != nil {
 		tb.Fatalf("approve: %v", err)
 	}
+	r.checkJWKS(srv, "after approval", k1)
 	if err := r.kr.Activate(r.as(keyringtest.Deployer), k1.KID); err != nil {
 		tb.Fatalf("activate: %v", err)
 	}

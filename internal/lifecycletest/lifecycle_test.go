@@ -43,12 +43,12 @@ func TestRunFailsOnBrokenBackend(t *testing.T) {
 		{
 			name: "Generate reports another public key",
 			prov: func(inner signer.Provider) signer.Provider { return &misreporting{Provider: inner} },
-			want: "JWKS after create",
+			want: "JWKS after approval",
 		},
 		{
 			name: "Open finds another key",
 			prov: func(inner signer.Provider) signer.Provider { return &forgetful{Provider: inner} },
-			want: "JWKS after create",
+			want: "JWKS after approval",
 		},
 		{
 			name: "signatures made with another key",
