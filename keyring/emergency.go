@@ -162,7 +162,9 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 			errs = append(errs, fail("revoke", err))
 		}
 	}
-	errs = append(errs, r.runHooks(ctx, p, inc, k))
+	if err := r.runHooks(ctx, p, inc, k); err != nil {
+		errs = append(errs, fail("hooks", err))
+	}
 	return fresh, errors.Join(errs...)
 }
 

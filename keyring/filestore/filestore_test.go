@@ -104,6 +104,11 @@ func TestOpenRefuses(t *testing.T) {
 		{"record without version", `{"format":1,"keys":[{"kid":"a"}]}`, 0o600, filestore.ErrCorrupt},
 		{"bad public key", `{"format":1,"keys":[{"kid":"a","version":1,"public":"AAAA"}]}`, 0o600, filestore.ErrCorrupt},
 		{"duplicate kid", `{"format":1,"keys":[{"kid":"a","version":1},{"kid":"a","version":1}]}`, 0o600, filestore.ErrCorrupt},
+		{"state 0", `{"format":1,"keys":[{"kid":"a","version":1,"purpose":1,"state":0}]}`, 0o600, keyring.ErrCorruptRecord},
+		{"state 7", `{"format":1,"keys":[{"kid":"a","version":1,"purpose":1,"state":7}]}`, 0o600, keyring.ErrCorruptRecord},
+		{"state 99", `{"format":1,"keys":[{"kid":"a","version":1,"purpose":1,"state":99}]}`, 0o600, filestore.ErrCorrupt},
+		{"state -3", `{"format":1,"keys":[{"kid":"a","version":1,"purpose":1,"state":-3}]}`, 0o600, filestore.ErrCorrupt},
+		{"purpose 9", `{"format":1,"keys":[{"kid":"a","version":1,"purpose":9,"state":1}]}`, 0o600, keyring.ErrCorruptRecord},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "keys.json")

@@ -36,6 +36,59 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) keyring.KeyStore) {
 			t.Errorf("Get after Put (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("StandbyRoundTrip", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		want := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+		want.Standby, want.ApprovedBy, want.ApprovedAt = true, "standing:bob", want.CreatedAt
+		if err := s.Put(ctx, want); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		got, err := s.Get(ctx, "kid-1")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		want.Version = 1
+		if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
+			t.Errorf("standby key after Put (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("UnknownStateOrPurposeRefused", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			state   keyring.State
+			purpose keyring.Purpose
+		}{
+			{name: "state 0", state: 0, purpose: keyring.Signing},
+			{name: "state 7", state: 7, purpose: keyring.Signing},
+			{name: "state 99", state: 99, purpose: keyring.Signing},
+			{name: "state -3", state: -3, purpose: keyring.Signing},
+			{name: "purpose 0", state: keyring.Pending, purpose: 0},
+			{name: "purpose 4", state: keyring.Pending, purpose: 4},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, ctx := newStore(t), testContext(t)
+				bad := SampleKey("bad", "set-a", tc.state, time.Unix(1_700_000_000, 0))
+				bad.Purpose = tc.purpose
+				if err := s.Put(ctx, bad); !errors.Is(err, keyring.ErrCorruptRecord) {
+					t.Errorf("Put(%s) error = %v, want ErrCorruptRecord", tc.name, err)
+				}
+				if _, err := s.Get(ctx, "bad"); !errors.Is(err, keyring.ErrNotFound) {
+					t.Errorf("refused Put stored the record: Get = %v, want ErrNotFound", err)
+				}
+				good := SampleKey("good", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+				if err := s.Put(ctx, good); err != nil {
+					t.Fatalf("Put: %v", err)
+				}
+				bad.KID = "good"
+				if err := s.Update(ctx, bad, 1); !errors.Is(err, keyring.ErrCorruptRecord) {
+					t.Errorf("Update(%s) error = %v, want ErrCorruptRecord", tc.name, err)
+				}
+				if got, _ := s.Get(ctx, "good"); got.State != keyring.Pending || got.Purpose != keyring.Signing || got.Version != 1 {
+					t.Errorf("refused Update changed the record: %v purpose %v v%d", got.State, got.Purpose, got.Version)
+				}
+			})
+		}
+	})
 	t.Run("GetMissing", func(t *testing.T) {
 		s, ctx := newStore(t), testContext(t)
 		if _, err := s.Get(ctx, "nope"); !errors.Is(err, keyring.ErrNotFound) {

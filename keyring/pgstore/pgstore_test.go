@@ -190,6 +190,38 @@ func TestInvalidKeyRefused(t *testing.T) {
 	}
 }
 
+// TestUnknownStateReadAsCorrupt: a row whose state or purpose this build
+// does not know (written by hand, or by a newer build) is refused as
+// corrupt by Get and List instead of being handed to the keyring.
+func TestUnknownStateReadAsCorrupt(t *testing.T) {
+	for _, tc := range []struct {
+		name, set string
+	}{
+		{name: "state 0", set: "state = 0"},
+		{name: "state 7", set: "state = 7"},
+		{name: "state 99", set: "state = 99"},
+		{name: "state -3", set: "state = -3"},
+		{name: "purpose 9", set: "purpose = 9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pool := newStore(t)
+			ctx := testCtx(t)
+			if err := s.Put(ctx, keyringtest.SampleKey("k", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if _, err := pool.Exec(ctx, `UPDATE tokenkms_keys SET `+tc.set+` WHERE kid = 'k'`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(ctx, "k"); !errors.Is(err, pgstore.ErrCorrupt) || !errors.Is(err, keyring.ErrCorruptRecord) {
+				t.Errorf("Get = %v, want ErrCorrupt and keyring.ErrCorruptRecord", err)
+			}
+			if _, err := s.List(ctx, keyring.Filter{}); !errors.Is(err, pgstore.ErrCorrupt) {
+				t.Errorf("List = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
 func TestPurge(t *testing.T) {
 	clock := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s, pool := newStore(t, pgstore.WithClock(clock.Now))
