@@ -41,6 +41,7 @@ type env struct {
 	rec   *audit.Recorder
 	revs  verifier.RevocationList
 	pol   keyring.SetPolicy
+	idx   *keyring.IssuedJTIIndex // the jti index, where the test configures one
 }
 
 func newEnv(t *testing.T, mutate ...func(*keyring.Config)) *env {

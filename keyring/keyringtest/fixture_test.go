@@ -207,7 +207,7 @@ func TestAuditTrail(t *testing.T) {
 		audit.KeyCreated, audit.KeyApproved, audit.KeyActivated, audit.PolicyApproved, // bootstrap
 		audit.KeyCreated, audit.KeyApproved, // the standby, under the standing approval
 		audit.KeyCreated, audit.KeyRotated, audit.KeyApproved, audit.KeyActivated, audit.KeyRotated, // rotation
-		audit.KeyRetired, // grace over
+		audit.KeyRetired,                                                                                    // grace over
 		audit.IncidentDeclared, audit.KeyFrozen, audit.KeyCompromised, audit.KeyActivated, audit.KeyRotated, // emergency
 		audit.RevokedKID, audit.IncidentHook,
 	}
