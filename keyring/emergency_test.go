@@ -715,9 +715,14 @@ type sinkOp struct {
 
 var sinkOps = []sinkOp{
 	{name: "create", setup: func(*testing.T, *env) string { return set },
-		call: func(e *env, s string) error { _, err := e.ring.Create(keyring.WithPrincipal(context.Background(), alice), s); return err }},
+		call: func(e *env, s string) error {
+			_, err := e.ring.Create(keyring.WithPrincipal(context.Background(), alice), s)
+			return err
+		}},
 	{name: "approve", setup: pendingKey,
-		call: func(e *env, kid string) error { return e.ring.Approve(keyring.WithPrincipal(context.Background(), bob), kid) }},
+		call: func(e *env, kid string) error {
+			return e.ring.Approve(keyring.WithPrincipal(context.Background(), bob), kid)
+		}},
 	{name: "activate-with-predecessor", setup: func(t *testing.T, e *env) string {
 		e.bootstrap(t)
 		kid := pendingKey(t, e)
@@ -726,22 +731,35 @@ var sinkOps = []sinkOp{
 		}
 		e.clock.Advance(e.pol.PrePublication)
 		return kid
-	}, call: func(e *env, kid string) error { return e.ring.Activate(keyring.WithPrincipal(context.Background(), carol), kid) }},
+	}, call: func(e *env, kid string) error {
+		return e.ring.Activate(keyring.WithPrincipal(context.Background(), carol), kid)
+	}},
 	{name: "rotate", setup: func(t *testing.T, e *env) string { e.bootstrap(t); return set },
-		call: func(e *env, s string) error { _, err := e.ring.Rotate(keyring.WithPrincipal(context.Background(), alice), s); return err }},
+		call: func(e *env, s string) error {
+			_, err := e.ring.Rotate(keyring.WithPrincipal(context.Background(), alice), s)
+			return err
+		}},
 	{name: "retire", setup: pendingKey,
-		call: func(e *env, kid string) error { return e.ring.Retire(keyring.WithPrincipal(context.Background(), dave), kid) }},
+		call: func(e *env, kid string) error {
+			return e.ring.Retire(keyring.WithPrincipal(context.Background(), dave), kid)
+		}},
 	{name: "destroy", setup: func(t *testing.T, e *env) string {
 		kid := pendingKey(t, e)
 		if err := e.ring.Retire(ctx(t, dave), kid); err != nil {
 			t.Fatal(err)
 		}
 		return kid
-	}, call: func(e *env, kid string) error { return e.ring.Destroy(keyring.WithPrincipal(context.Background(), dave), kid) }},
+	}, call: func(e *env, kid string) error {
+		return e.ring.Destroy(keyring.WithPrincipal(context.Background(), dave), kid)
+	}},
 	{name: "revoke-kid", setup: func(t *testing.T, e *env) string { return e.bootstrap(t).KID },
-		call: func(e *env, kid string) error { return e.ring.RevokeKID(keyring.WithPrincipal(context.Background(), dave), kid, t0) }},
+		call: func(e *env, kid string) error {
+			return e.ring.RevokeKID(keyring.WithPrincipal(context.Background(), dave), kid, t0)
+		}},
 	{name: "approve-schedule", setup: func(*testing.T, *env) string { return set },
-		call: func(e *env, s string) error { return e.ring.ApproveSchedule(keyring.WithPrincipal(context.Background(), bob), s) }},
+		call: func(e *env, s string) error {
+			return e.ring.ApproveSchedule(keyring.WithPrincipal(context.Background(), bob), s)
+		}},
 	{name: "tick-creates-standby", setup: func(t *testing.T, e *env) string {
 		e.bootstrap(t)
 		if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {
@@ -755,7 +773,9 @@ var sinkOps = []sinkOp{
 			t.Fatal(err)
 		}
 		return fresh.KID
-	}, call: func(e *env, kid string) error { return e.ring.Review(keyring.WithPrincipal(context.Background(), bob), kid) }},
+	}, call: func(e *env, kid string) error {
+		return e.ring.Review(keyring.WithPrincipal(context.Background(), bob), kid)
+	}},
 	{name: "emergency-standby", emergency: true, setup: func(t *testing.T, e *env) string {
 		k := e.bootstrap(t)
 		e.withStandby(t)
@@ -822,6 +842,21 @@ func TestSinkFailsAtEachEvent(t *testing.T) {
 					t.Fatalf("%s with event %d refused: %v, want ErrAudit", op.name, i, err)
 				}
 				trail := e.trail(mark)
+				generated := prov.generated[generatedBefore:]
+				if i == 0 && (op.name == "create" || op.name == "rotate" || op.name == "tick-creates-standby") && len(generated) != 0 {
+					t.Errorf("backend generated %v although key.created was refused", generated)
+				}
+				for _, kid := range generated {
+					if _, err := e.ring.Key(ctx(t, core), kid); err == nil {
+						continue // stored: its creation completed
+					}
+					if !slices.Contains(prov.destroyed, kid) {
+						t.Errorf("backend key %s of a refused creation not destroyed", kid)
+					}
+					if !slices.ContainsFunc(trail, func(ev audit.Event) bool { return ev.Type == audit.KeyDestroyed && ev.KID == kid }) {
+						t.Errorf("destruction of %s not audited: %v", kid, eventTypes(trail))
+					}
+				}
 				if op.emergency {
 					e.checkEmergencyTrail(t, target, trail, i, *hooks)
 					return
@@ -831,18 +866,6 @@ func TestSinkFailsAtEachEvent(t *testing.T) {
 				}
 				if len(trail) > 0 && trail[len(trail)-1].Outcome != audit.Failure {
 					t.Errorf("refused %s: trail %v ends with a success event", op.name, eventTypes(trail))
-				}
-				generated := prov.generated[generatedBefore:]
-				if i == 0 && (op.name == "create" || op.name == "rotate" || op.name == "tick-creates-standby") && len(generated) != 0 {
-					t.Errorf("backend generated %v although key.created was refused", generated)
-				}
-				for _, kid := range generated {
-					if !slices.Contains(prov.destroyed, kid) {
-						t.Errorf("backend key %s of a refused creation not destroyed", kid)
-					}
-					if !slices.ContainsFunc(trail, func(ev audit.Event) bool { return ev.Type == audit.KeyDestroyed && ev.KID == kid }) {
-						t.Errorf("destruction of %s not audited: %v", kid, eventTypes(trail))
-					}
 				}
 			})
 		}
