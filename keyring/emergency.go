@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"time"
 
@@ -244,7 +242,7 @@ func (r *Keyring) revokeCompromised(ctx context.Context, p Principal, k Key, inc
 		return fmt.Errorf("keyring: list jtis of %s: %w", k.KID, err)
 	}
 	ev = r.event(audit.RevokedJTI, p, k.Set, k.KID, incident)
-	ev.Details = map[string]string{"count": strconv.Itoa(len(jtis)), "jtis_sha256": jtiDigest(jtis)}
+	ev.Details = map[string]string{"count": strconv.Itoa(len(jtis)), "jtis_xor_sha256": jtiDigest(jtis)}
 	if err := r.emit(ctx, ev); err != nil {
 		return err
 	}
@@ -262,15 +260,19 @@ func (r *Keyring) revokeCompromised(ctx context.Context, p Principal, k Key, inc
 	return nil
 }
 
-// jtiDigest is the SHA-256 of the sorted jtis, one per line: the batched
-// revocation event names the list it revoked without carrying it.
+// jtiDigest is the XOR of the SHA-256 of each jti: the batched revocation
+// event names the set of jtis it revoked without carrying it, and anyone
+// holding the Issuer's record can recompute it (in any order, without a
+// sort on the incident's path).
 func jtiDigest(jtis map[string]time.Time) string {
-	h := sha256.New()
-	for _, j := range slices.Sorted(maps.Keys(jtis)) {
-		h.Write([]byte(j))
-		h.Write([]byte{'\n'})
+	var acc [sha256.Size]byte
+	for j := range jtis {
+		h := sha256.Sum256([]byte(j))
+		for i := range acc {
+			acc[i] ^= h[i]
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(acc[:])
 }
 
 func (r *Keyring) runHooks(ctx context.Context, p Principal, inc Incident, k Key) error {
