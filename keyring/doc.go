@@ -13,16 +13,31 @@
 //	Pending --activate--> Active --rotate--> Retiring --grace over--> Retired --> Destroyed
 //	   \________________________\_____________\______compromise______> Compromised
 //
-// Create generates a Pending key: published in the JWKS, signing nothing.
-// Approve records a second principal's approval, Activate makes the key
+// Create generates a Pending key, signing nothing; it is published in the
+// JWKS (and trusted by VerificationKey) once a second principal has
+// approved it, and its pre-publication delay counts from that approval.
+// Approve records that approval, Activate makes the key
 // its set's one Active key and moves the previous one to Retiring until
 // now + grace; Tick retires it then. Rotate starts the same procedure for
 // an Active key: the successor is published at once and Tick activates it
 // when its pre-publication delay is over. Tick also starts scheduled
 // rotations (at RotateAfter of the rotation period, for sets with a
 // standing ApproveSchedule) and reports keys past their RotateBy.
-// EmergencyRotate freezes a compromised key, activates a fresh one at once,
-// revokes every token of the old one and calls the incident hooks.
+//
+// # Emergency rotation
+//
+// Under the same standing approval, Tick keeps one standby key per signing
+// set (SetPolicy.NoStandby opts out): approved and published ahead of
+// time, replaced when it ages. EmergencyRotate validates its input, then,
+// each step audited in the order it happens, declares the incident,
+// freezes the key, marks it compromised, activates the standby (or,
+// without one, a break-glass key flagged until a second principal calls
+// Review; Report and Tick surface it), links old and new kid, revokes
+// every token of the old kid (and the recorded jtis, as one event) and
+// calls the incident hooks outside the administrative lock. A data key
+// can be compromised too: its ciphertexts then open only for Rewrap, each
+// call audited (or not at all under NoRewrapAfterCompromise), and Report
+// lists it until it is destroyed.
 //
 // # Data-encryption keys
 //
@@ -77,9 +92,14 @@
 // # Access control
 //
 // Every administrative call reads a Principal from its context
-// (WithPrincipal) and asks the Authorizer (RoleAuthorizer by default). The
-// creator of a key cannot approve it, and its approver cannot also deploy
-// it. Denials are audited and return ErrNoPrincipal, ErrForbidden,
+// (WithPrincipal) and asks the Authorizer (RoleAuthorizer by default),
+// naming the set it applies to: the key's set for an action on a kid, so
+// that an Authorizer can confine a principal to its sets. A call without a
+// principal is refused before any lookup; a kid of another set and an
+// unknown kid get the same refusal, audited alike. The creator of a key
+// cannot approve it, its approver cannot also deploy it, and the officer
+// who ran an emergency rotation cannot Review its break-glass key. Denials
+// are audited and return ErrNoPrincipal, ErrForbidden,
 // ErrApprovalRequired or ErrSelfApproval. Signer, VerificationKey and
 // PublicKeys need no principal: they are Core's everyday work.
 //
@@ -89,8 +109,13 @@
 // backend reference (for local keys, the key sealed under the host's
 // key-encryption key, with its kid as additional data). Signers are opened
 // from their backend on first use and never expose the key. Every action
-// emits its audit event before it takes effect; if the sink fails, nothing
-// changes (ErrAudit).
+// emits its audit event before it takes effect (Create before the backend
+// generates anything); if the sink fails, nothing changes (ErrAudit), and
+// an action refused after some of its events were written ends its trail
+// with a failure event. A backend key generated for a creation that could
+// not complete is destroyed, and that audited. Only an allow-list of
+// states verifies (approved Pending, Active, Retiring within grace); a
+// store refuses a record with an unknown state or purpose as corrupt.
 //
 // # Concurrency
 //

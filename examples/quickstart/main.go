@@ -231,6 +231,12 @@ func run(out io.Writer) error {
 		return err
 	}
 	say("  %s compromised; %s active at once", next.KID, fresh.KID)
+	// No standby key here (no standing schedule approval): the fresh key
+	// is break-glass, and a second person reviews it.
+	if err := ring.Review(as(bob), fresh.KID); err != nil {
+		return err
+	}
+	say("  break-glass key %s reviewed by bob", fresh.KID)
 	if err := call("token of the compromised key", newToken); err != nil {
 		return err
 	}
