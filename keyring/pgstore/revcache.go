@@ -152,6 +152,20 @@ func (c *RevocationCache) RevokeJTI(ctx context.Context, jti string, until time.
 	return c.local(ctx, revWrite{jti: jti, t: until})
 }
 
+// RevokeJTIs records many jti revocations in the database in one commit,
+// then in this cache (keyring.JTIBatchRevoker).
+func (c *RevocationCache) RevokeJTIs(ctx context.Context, jtis map[string]time.Time) error {
+	if err := c.store.RevokeJTIs(ctx, jtis); err != nil {
+		return err
+	}
+	for jti, until := range jtis {
+		if err := c.local(ctx, revWrite{jti: jti, t: until}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RevokeKID records the kid policy in the database, then in this cache.
 func (c *RevocationCache) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
 	if err := c.store.RevokeKID(ctx, kid, issuedBefore); err != nil {

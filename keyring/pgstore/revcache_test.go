@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	tokenkms "github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/keyring/pgstore"
 	"github.com/tokenkms/tokenkms/verifier"
@@ -213,6 +214,41 @@ func TestRevocationCachePropagation(t *testing.T) {
 			t.Logf("%s revocation seen by both other replicas' caches: p50 %v, p99 %v, max %v over %d trials",
 				kind, delays[trials/2], delays[trials*99/100-1], delays[trials-1], trials)
 		})
+	}
+}
+
+// TestRevokeJTIsBatch: a batch of jti revocations (keyring.JTIBatchRevoker)
+// reaches the writer's cache at once and another replica's cache, a past
+// until changes nothing, and an empty jti refuses the whole batch.
+func TestRevokeJTIsBatch(t *testing.T) {
+	_, _, caches := replicaCaches(t, 2, pgstore.CacheConfig{})
+	var _ keyring.JTIBatchRevoker = caches[0]
+	iat := time.Now().Add(-time.Minute)
+	jtis := make(map[string]time.Time)
+	for i := range 1000 {
+		jtis[fmt.Sprintf("batch-%d", i)] = time.Now().Add(time.Hour)
+	}
+	jtis["expired"] = time.Now().Add(-time.Hour)
+	if err := caches[0].RevokeJTIs(testCtx(t), jtis); err != nil {
+		t.Fatalf("RevokeJTIs: %v", err)
+	}
+	for _, jti := range []string{"batch-0", "batch-999"} {
+		if got, err := caches[0].Revoked(testCtx(t), "k", jti, iat); err != nil || !got {
+			t.Errorf("writer's cache: Revoked(%s) = %v, %v; want true", jti, got, err)
+		}
+		waitFor(t, func() bool {
+			got, err := caches[1].Revoked(testCtx(t), "k", jti, iat)
+			return err == nil && got
+		}, "the other replica to see "+jti)
+	}
+	if got, err := caches[1].Revoked(testCtx(t), "k", "expired", iat); err != nil || got {
+		t.Errorf("past until revoked: %v, %v", got, err)
+	}
+	if err := caches[0].RevokeJTIs(testCtx(t), map[string]time.Time{"": time.Now().Add(time.Hour), "x": time.Now().Add(time.Hour)}); !errors.Is(err, verifier.ErrArgument) {
+		t.Errorf("RevokeJTIs with an empty jti = %v, want verifier.ErrArgument", err)
+	}
+	if got, _ := caches[0].Revoked(testCtx(t), "k", "x", iat); got {
+		t.Errorf("a refused batch revoked part of it")
 	}
 }
 

@@ -260,6 +260,34 @@ func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) erro
 	return nil
 }
 
+// RevokeJTIs revokes many jtis, each until its time, in one statement and
+// one commit (keyring.JTIBatchRevoker: an emergency rotation revokes the
+// recorded tokens of a key without one fsync per token). As for RevokeJTI,
+// a later until wins and a past one changes nothing.
+func (s *Store) RevokeJTIs(ctx context.Context, jtis map[string]time.Time) error {
+	now := s.now()
+	ids := make([]string, 0, len(jtis))
+	untils := make([]time.Time, 0, len(jtis))
+	for jti, until := range jtis {
+		if jti == "" {
+			return fmt.Errorf("%w: empty jti", verifier.ErrArgument)
+		}
+		if until.After(now) {
+			ids, untils = append(ids, jti), append(untils, until.UTC())
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO tokenkms_revoked_jti (jti, until)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[])
+		ON CONFLICT (jti) DO UPDATE SET until = greatest(tokenkms_revoked_jti.until, excluded.until)`,
+		ids, untils); err != nil {
+		return fmt.Errorf("pgstore: revoke %d jtis: %w", len(ids), err)
+	}
+	return nil
+}
+
 // RevokeKID revokes every token of kid issued before issuedBefore; a
 // later cutoff extends the policy, an earlier one changes nothing.
 func (s *Store) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
