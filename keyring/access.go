@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Role is a security role (R6.3).
@@ -68,14 +69,44 @@ const (
 // set. A nil error allows; an error (wrapping ErrForbidden) denies.
 //
 // Every call names the set the action applies to: the set of the key an
-// action names (a set has one purpose: Keyring.Policy(set).Purpose; a
-// runtime secret's set is SecretSetPrefix + its name). The empty set means
+// action names (a runtime secret's set is SecretSetPrefix + its name); a
+// PurposeAuthorizer is also told the purpose of its keys. The empty set means
 // every set (Keys and Report without a set filter, RevokeJTI without a
 // set) and is also what an action on an unknown kid is authorized
 // against, so that a principal confined to its sets gets the same answer
 // for a kid of another set and for a kid that does not exist.
 type Authorizer interface {
 	Authorize(ctx context.Context, p Principal, a Action, set string) error
+}
+
+// PurposeAuthorizer is an Authorizer that is also told the purpose of
+// the keys an action applies to (Signing, Encryption, Secret; zero for the
+// empty set, which spans them all). When Config.Authorizer implements it,
+// the keyring calls AuthorizePurpose instead of Authorize.
+type PurposeAuthorizer interface {
+	Authorizer
+	AuthorizePurpose(ctx context.Context, p Principal, a Action, set string, purpose Purpose) error
+}
+
+// authorizeSet asks the Authorizer whether p may do a on set, whose keys
+// have purpose.
+func (r *Keyring) authorizeSet(ctx context.Context, p Principal, a Action, set string, purpose Purpose) error {
+	if pa, ok := r.authz.(PurposeAuthorizer); ok {
+		return pa.AuthorizePurpose(ctx, p, a, set, purpose)
+	}
+	return r.authz.Authorize(ctx, p, a, set)
+}
+
+// purposeOf is the purpose of set's keys: its policy's, Secret for a
+// runtime secret's set, zero for the empty or an unknown set.
+func (r *Keyring) purposeOf(set string) Purpose {
+	if pol, ok := r.sets[set]; ok {
+		return pol.Purpose
+	}
+	if strings.HasPrefix(set, SecretSetPrefix) {
+		return Secret
+	}
+	return 0
 }
 
 // RoleAuthorizer is the default Authorizer: each action needs one of these
@@ -133,7 +164,7 @@ func (r *Keyring) principalForKey(ctx context.Context, a Action, kid string) (Pr
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return p, Key{}, fmt.Errorf("keyring: look up %s: %w", kid, err)
 	}
-	if aerr := r.authz.Authorize(ctx, p, a, k.Set); aerr != nil {
+	if aerr := r.authorizeSet(ctx, p, a, k.Set, k.Purpose); aerr != nil {
 		refusal := fmt.Errorf("%w: %s may not %s key %s", ErrForbidden, p.ID, a, kid)
 		return p, Key{}, r.refuse(ctx, p, a, k.Set, kid, aerr, refusal)
 	}

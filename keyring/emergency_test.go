@@ -1232,3 +1232,59 @@ func BenchmarkEmergencyHooks10k(b *testing.B) {
 		})
 	}
 }
+
+// purposeRecorder is a PurposeAuthorizer that allows as RoleAuthorizer
+// does and records what it was asked.
+type purposeRecorder struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+func (r *purposeRecorder) Authorize(context.Context, keyring.Principal, keyring.Action, string) error {
+	return errors.New("Authorize called on a PurposeAuthorizer")
+}
+
+func (r *purposeRecorder) AuthorizePurpose(ctx context.Context, p keyring.Principal, a keyring.Action, s string, pu keyring.Purpose) error {
+	r.mu.Lock()
+	r.asked = append(r.asked, fmt.Sprintf("%s %s %v", a, s, pu))
+	r.mu.Unlock()
+	return (keyring.RoleAuthorizer{}).Authorize(ctx, p, a, s)
+}
+
+// TestAuthorizerToldPurpose (item 3): a PurposeAuthorizer is told the
+// set and the purpose of the keys of every action: a kid's own, or its
+// set's.
+func TestAuthorizerToldPurpose(t *testing.T) {
+	az := &purposeRecorder{}
+	e := newEnv(t, func(c *keyring.Config) {
+		c.Authorizer = az
+		c.Sets = append(c.Sets, dataPolicy)
+		c.Secrets = []keyring.SecretPolicy{dbPolicy}
+	})
+	sig := e.bootstrap(t)
+	dek := e.bootstrapSet(t, dataSet)
+	az.asked = nil
+	if _, err := e.ring.EmergencyRotate(ctx(t, dave), dek.KID, keyring.Incident{ID: "INC-p"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ring.RevokeKID(ctx(t, dave), sig.KID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ring.Rotate(ctx(t, alice), set); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ring.Keys(ctx(t, core), keyring.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	e.ring.Secret(ctx(t, core), dbPassword) // authorized before it finds no value
+	want := []string{
+		"emergency-rotate " + dataSet + " encryption",
+		"revoke " + set + " signing",
+		"rotate " + set + " signing",
+		"read  Purpose(0)",
+		"read " + keyring.SecretSetPrefix + dbPassword + " secret",
+	}
+	if diff := cmp.Diff(want, az.asked); diff != "" {
+		t.Errorf("authorizer asked (-want +got):\n%s", diff)
+	}
+}

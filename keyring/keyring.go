@@ -578,7 +578,7 @@ func (r *Keyring) principalFor(ctx context.Context, a Action, set, kid string) (
 		err = fmt.Errorf("%w: %s", ErrNoPrincipal, a)
 		p = Principal{ID: "anonymous"}
 	} else {
-		err = r.authz.Authorize(ctx, p, a, set)
+		err = r.authorizeSet(ctx, p, a, set, r.purposeOf(set))
 	}
 	if err != nil {
 		return p, r.denied(ctx, p, a, set, kid, err)
