@@ -282,3 +282,61 @@ func TestReplicasRotateOnce(t *testing.T) {
 		t.Errorf("concurrent Rotate on 3 replicas: %d succeeded, pending successors %v; want exactly 1 of each", wins, kids)
 	}
 }
+
+// TestReplicasStandby: replicas that tick at once under a standing
+// approval keep one standby key between them (the store's one-standby
+// index refuses a second: ErrConflict); another replica trusts it before
+// any incident, activates it in an emergency rotation, and the first
+// replica signs with it.
+func TestReplicasStandby(t *testing.T) {
+	clock := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	reps := newReplicas(t, 2, clock)
+	old, err := keyringtest.ActivateFirst(testCtx(t), reps[0].ring, replicaSet)
+	if err != nil {
+		t.Fatalf("ActivateFirst: %v", err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(reps))
+	for i, r := range reps {
+		if err := r.ring.ApproveSchedule(as(t, keyringtest.Approver), replicaSet); err != nil {
+			t.Fatalf("replica %d ApproveSchedule: %v", i, err)
+		}
+		if err := r.ring.Refresh(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range reps {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = r.ring.Tick(testCtx(t)) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, keyring.ErrConflict) {
+			t.Errorf("replica %d Tick: %v", i, err)
+		}
+	}
+	keys, err := reps[0].store.List(testCtx(t), keyring.Filter{Set: replicaSet, States: []keyring.State{keyring.Pending}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || !keys[0].Standby {
+		t.Fatalf("pending keys after concurrent ticks: %v, want one standby", keys)
+	}
+	sb := keys[0]
+	b := reps[1]
+	waitFor(t, func() bool {
+		_, err := b.ring.VerificationKey(testCtx(t), sb.KID)
+		return err == nil
+	}, "replica B to trust the standby")
+	fresh, err := b.ring.EmergencyRotate(as(t, keyringtest.SecurityOfficer), old.KID, keyring.Incident{ID: "INC-standby"})
+	if err != nil {
+		t.Fatalf("EmergencyRotate on replica B: %v", err)
+	}
+	if fresh.KID != sb.KID {
+		t.Errorf("replica B activated %s, want the standby %s", fresh.KID, sb.KID)
+	}
+	waitFor(t, func() bool {
+		s, err := reps[0].ring.Signer(testCtx(t), replicaSet)
+		return err == nil && s.KID() == sb.KID
+	}, "replica A to sign with the activated standby")
+}
