@@ -1288,3 +1288,37 @@ func TestAuthorizerToldPurpose(t *testing.T) {
 		t.Errorf("authorizer asked (-want +got):\n%s", diff)
 	}
 }
+
+// TestEmergencyOfStandby (items 1, 2): compromising a key that is not
+// Active (here the standby itself) activates nothing: the Active key
+// stays, the trail has no activation or link, and the scheduler makes a
+// new standby.
+func TestEmergencyOfStandby(t *testing.T) {
+	e := newEnv(t)
+	active := e.bootstrap(t)
+	sb := e.withStandby(t)
+	mark := e.rec.Len()
+	fresh, err := e.ring.EmergencyRotate(ctx(t, dave), sb.KID, keyring.Incident{ID: "INC-sb2"})
+	if err != nil {
+		t.Fatalf("EmergencyRotate(standby): %v", err)
+	}
+	if fresh.KID != "" {
+		t.Errorf("compromise of a non-active key returned a new key %s", fresh.KID)
+	}
+	want := []audit.Type{audit.IncidentDeclared, audit.KeyFrozen, audit.KeyCompromised, audit.RevokedKID, audit.IncidentHook}
+	if diff := cmp.Diff(want, eventTypes(e.trail(mark))); diff != "" {
+		t.Errorf("trail (-want +got):\n%s", diff)
+	}
+	if s, err := e.ring.Signer(context.Background(), set); err != nil || s.KID() != active.KID {
+		t.Errorf("signer %v, %v; want the Active key %s unchanged", s, err, active.KID)
+	}
+	if _, err := e.ring.VerificationKey(context.Background(), sb.KID); !errors.Is(err, verifier.ErrKeyCompromised) {
+		t.Errorf("compromised standby: %v, want ErrKeyCompromised", err)
+	}
+	if err := e.ring.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if next := e.standby(t); next.KID == sb.KID {
+		t.Errorf("compromised standby not replaced")
+	}
+}
