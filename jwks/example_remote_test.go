@@ -67,7 +67,12 @@ func ExampleNewRemoteSet() {
 	fmt.Println("verified:", claims.Subject, claims.Scope)
 	fmt.Println("keys in the set:", len(remote.Keys()))
 
-	if _, err := ring.Rotate(keyring.WithPrincipal(ctx, keyringtest.Issuer), "access-tokens"); err != nil {
+	next, err := ring.Rotate(keyring.WithPrincipal(ctx, keyringtest.Issuer), "access-tokens")
+	if err != nil {
+		panic(err)
+	}
+	// The successor is published once a second person approves it.
+	if err := ring.Approve(keyring.WithPrincipal(ctx, keyringtest.Approver), next.KID); err != nil {
 		panic(err)
 	}
 	if err := remote.Refresh(ctx); err != nil {
