@@ -357,9 +357,10 @@ func (r *Keyring) RevokeJTI(ctx context.Context, jti string, until time.Time) er
 	return r.RevokeJTIInSet(ctx, "", jti, until)
 }
 
-// RevokeJTIInSet revokes the token jti of a token of set (the empty set:
-// of any set) until the given time. It needs the security-officer role on
-// set; the event names the set.
+// RevokeJTIInSet revokes the token with this jti, issued with a key of set
+// (the empty set: of any set), until the given time. It needs the
+// security-officer role on set; the event names the set. The revocation
+// list keys jtis alone: the set scopes who may revoke, not what matches.
 func (r *Keyring) RevokeJTIInSet(ctx context.Context, set, jti string, until time.Time) error {
 	p, err := r.principalFor(ctx, ActionRevoke, set, "")
 	if err != nil {
