@@ -82,8 +82,9 @@ const (
 // Steps 6 and 7 run without the administrative lock. A step that fails
 // after the freeze leaves an incident.failed event and the freeze holds
 // (fail closed: issuance stops rather than use the key); the later steps
-// still run where they can (the revocation and the hooks run even when no
-// fresh key could be activated). It returns the new Active key (zero if
+// still run where they can (the revocation and the hooks run even when the
+// store refuses the compromise or no fresh key could be activated). An
+// audit event that the sink refuses stops the call there. It returns the new Active key (zero if
 // the compromised key was not Active). Needs the security-officer role on
 // the key's set.
 func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident) (Key, error) {
@@ -138,16 +139,21 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 	if err := r.emit(ctx, ev); err != nil {
 		return Key{}, fail("compromise", err)
 	}
-	if err := r.write(ctx, []Key{old}, []Key{k}); err != nil {
-		return Key{}, fail("compromise", err)
-	}
-	k.Version++
-	if err := r.refreshLocked(ctx); err != nil {
-		return Key{}, fail("compromise", err)
-	}
-
+	// A store that refuses the compromise does not stop the revocation
+	// and the hooks: the kid policy reaches every verifier through the
+	// revocation list, and the team must hear of it. No successor is
+	// activated while the store still holds the old key Active.
 	var fresh Key
 	var errs []error
+	if err := r.write(ctx, []Key{old}, []Key{k}); err != nil {
+		errs = append(errs, fail("compromise", err))
+		via = viaNone
+	} else {
+		k.Version++
+		if err := r.refreshLocked(ctx); err != nil {
+			errs = append(errs, fail("compromise", err))
+		}
+	}
 	if via != viaNone {
 		if fresh, err = r.replaceLocked(ctx, p, old, inc.ID); err != nil {
 			errs = append(errs, fail("replace", fmt.Errorf("no new key for set %q, issuance stopped: %w", k.Set, err)))

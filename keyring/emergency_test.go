@@ -1322,3 +1322,48 @@ func TestEmergencyOfStandby(t *testing.T) {
 		t.Errorf("compromised standby not replaced")
 	}
 }
+
+// refusingStore is a KeyStore that refuses to record a compromise.
+type refusingStore struct{ *keyring.MemStore }
+
+func (s refusingStore) Update(ctx context.Context, k keyring.Key, v int64) error {
+	if k.State == keyring.Compromised {
+		return errors.New("store down")
+	}
+	return s.MemStore.Update(ctx, k, v)
+}
+
+// TestEmergencyStoreRefusesCompromise (item 2): when the store cannot
+// record the compromise, the key stays frozen here, the kid is revoked
+// all the same, no successor is activated, the hooks run, and the trail
+// says where it failed.
+func TestEmergencyStoreRefusesCompromise(t *testing.T) {
+	var called int
+	e := newEnv(t, func(c *keyring.Config) {
+		c.Store = refusingStore{keyring.NewMemStore()}
+		c.IncidentHooks = []keyring.IncidentHook{func(context.Context, keyring.Incident, keyring.Key) error { called++; return nil }}
+	})
+	old := e.bootstrap(t)
+	s, err := e.ring.Signer(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := e.rec.Len()
+	fresh, err := e.ring.EmergencyRotate(ctx(t, dave), old.KID, keyring.Incident{ID: "INC-st"})
+	if !errors.Is(err, keyring.ErrIncident) || fresh.KID != "" {
+		t.Fatalf("EmergencyRotate with the store refusing = %v, %s; want ErrIncident, no new key", err, fresh.KID)
+	}
+	want := []audit.Type{audit.IncidentDeclared, audit.KeyFrozen, audit.KeyCompromised, audit.IncidentFailed, audit.RevokedKID, audit.IncidentHook}
+	if diff := cmp.Diff(want, eventTypes(e.trail(mark))); diff != "" {
+		t.Errorf("trail (-want +got):\n%s", diff)
+	}
+	if _, err := s.Sign(context.Background(), []byte("x")); !errors.Is(err, keyring.ErrFrozen) {
+		t.Errorf("Sign = %v, want ErrFrozen", err)
+	}
+	if ok, _ := e.revs.Revoked(context.Background(), old.KID, "any", t0); !ok {
+		t.Errorf("kid not revoked when the store refused the compromise")
+	}
+	if called != 1 {
+		t.Errorf("hook called %d times, want 1", called)
+	}
+}
