@@ -88,13 +88,6 @@ const (
 // the compromised key was not Active). Needs the security-officer role on
 // the key's set.
 func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident) (Key, error) {
-	r.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			r.mu.Unlock()
-		}
-	}()
 	p, k, err := r.principalForKey(ctx, ActionEmergency, kid)
 	if err != nil {
 		return Key{}, err
@@ -102,8 +95,8 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 	if inc.ID == "" {
 		return Key{}, fmt.Errorf("%w: an incident needs an id", ErrPolicy)
 	}
-	if (k.Purpose != Signing && k.Purpose != Encryption) || !k.State.canMove(Compromised) {
-		return Key{}, fmt.Errorf("%w: %s is a %v key in state %v", ErrIllegalState, kid, k.Purpose, k.State)
+	if err := compromisable(k); err != nil {
+		return Key{}, err
 	}
 	if inc.DeclaredBy == "" {
 		inc.DeclaredBy = p.ID
@@ -111,26 +104,44 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 	if inc.At.IsZero() {
 		inc.At = r.now().UTC()
 	}
+	ev := r.event(audit.IncidentDeclared, p, k.Set, kid, inc.ID)
+	ev.Reason = inc.Reason
+	ev.Details = map[string]string{"severity": inc.Severity, "declared_by": inc.DeclaredBy,
+		"purpose": k.Purpose.String(), "state": k.State.String()}
+	if err := r.emit(ctx, ev); err != nil {
+		return Key{}, err
+	}
+	// The freeze does not wait for the administrative lock (a Create may
+	// hold it across a slow backend call): it only ever stops signatures.
+	r.freeze(kid)
+	fail := func(step string, err error) error { return r.incidentFailed(ctx, p, k, inc.ID, step, err) }
+	ev = r.event(audit.KeyFrozen, p, k.Set, kid, inc.ID)
+	if err := r.emit(ctx, ev); err != nil {
+		return Key{}, fail("freeze", err)
+	}
+
+	r.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			r.mu.Unlock()
+		}
+	}()
+	// Read the record again under the lock: it may have moved since.
+	cur, err := r.store.Get(ctx, kid)
+	if err == nil {
+		err = compromisable(cur)
+	}
+	if err != nil {
+		return Key{}, fail("compromise", err)
+	}
+	k = cur
 	via := viaNone
 	if k.State == Active {
 		via = viaBreakGlass
 		if r.standbyOf(k.Set) != nil {
 			via = viaStandby
 		}
-	}
-
-	ev := r.event(audit.IncidentDeclared, p, k.Set, kid, inc.ID)
-	ev.Reason = inc.Reason
-	ev.Details = map[string]string{"severity": inc.Severity, "declared_by": inc.DeclaredBy,
-		"purpose": k.Purpose.String(), "state": k.State.String(), "replacement": via}
-	if err := r.emit(ctx, ev); err != nil {
-		return Key{}, err
-	}
-	r.freeze(kid)
-	fail := func(step string, err error) error { return r.incidentFailed(ctx, p, k, inc.ID, step, err) }
-	ev = r.event(audit.KeyFrozen, p, k.Set, kid, inc.ID)
-	if err := r.emit(ctx, ev); err != nil {
-		return Key{}, fail("freeze", err)
 	}
 	old := k
 	k.State, k.CompromisedAt, k.Incident = Compromised, r.now().UTC(), inc.ID
@@ -170,6 +181,15 @@ func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident)
 		errs = append(errs, fail("hooks", err))
 	}
 	return fresh, errors.Join(errs...)
+}
+
+// compromisable refuses a key that emergency rotation cannot mark
+// compromised.
+func compromisable(k Key) error {
+	if (k.Purpose != Signing && k.Purpose != Encryption) || !k.State.canMove(Compromised) {
+		return fmt.Errorf("%w: %s is a %v key in state %v", ErrIllegalState, k.KID, k.Purpose, k.State)
+	}
+	return nil
 }
 
 // replaceLocked activates the successor of the compromised Active key old:

@@ -1367,3 +1367,65 @@ func TestEmergencyStoreRefusesCompromise(t *testing.T) {
 		t.Errorf("hook called %d times, want 1", called)
 	}
 }
+
+// slowGenerate holds every Generate until release is closed, after saying
+// so on generating.
+type slowGenerate struct {
+	signer.Provider
+	generating, release chan struct{}
+}
+
+func (p *slowGenerate) Generate(ctx context.Context, kid, alg string) (signer.Signer, string, error) {
+	p.generating <- struct{}{}
+	<-p.release
+	return p.Provider.Generate(ctx, kid, alg)
+}
+
+// TestFreezeDoesNotWaitForAdminLock (item 2): while a Create holds the
+// administrative lock across a slow backend call, an emergency rotation
+// still freezes the key at once; the rest of it follows when the lock is
+// free.
+func TestFreezeDoesNotWaitForAdminLock(t *testing.T) {
+	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := &slowGenerate{Provider: local, generating: make(chan struct{}, 8), release: make(chan struct{})}
+	e := newEnv(t, func(c *keyring.Config) { c.Providers = map[string]signer.Provider{"local": prov} })
+	close(prov.release)
+	old := e.bootstrap(t)
+	<-prov.generating
+	prov.release = make(chan struct{})
+	s, err := e.ring.Signer(context.Background(), set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() { _, err := e.ring.Create(ctx(t, alice), set); created <- err }()
+	<-prov.generating // Create now holds the lock, inside Generate
+	rotated := make(chan error, 1)
+	go func() {
+		_, err := e.ring.EmergencyRotate(ctx(t, dave), old.KID, keyring.Incident{ID: "INC-lock"})
+		rotated <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := s.Sign(context.Background(), []byte("x")); errors.Is(err, keyring.ErrFrozen) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("key not frozen within 30 s while a Create held the admin lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(prov.release)
+	if err := <-created; err != nil {
+		t.Errorf("Create: %v", err)
+	}
+	if err := <-rotated; err != nil {
+		t.Errorf("EmergencyRotate: %v", err)
+	}
+	if k := e.key(t, old.KID); k.State != keyring.Compromised {
+		t.Errorf("key is %v after the emergency rotation, want compromised", k.State)
+	}
+}
