@@ -11,6 +11,7 @@ import (
 	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
+	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // StaticKeys is a signer.ActiveKeys of one Signer: Core's own signing,
@@ -21,9 +22,11 @@ type StaticKeys struct{ S signer.Signer }
 func (k StaticKeys) Signer(context.Context, string) (signer.Signer, error) { return k.S, nil }
 
 // Migrate checks a migration onto provider (under Backend, in a set of
-// core's algorithm): a token that core signed before it verifies once the
-// key is imported with in (in.KID is core's kid), while it is Pending,
-// once approved and Active, and after a restart on the same file store,
+// core's algorithm): a token that core signed before it is refused while
+// the imported key (in.KID is core's kid) awaits a second person's
+// approval (verifier.ErrUnknownKID: one person cannot make a key trusted),
+// and verifies once it is approved, while it is still Pending, once
+// Active, and after a restart on the same file store,
 // which reopens the key from its stored reference; a token signed after
 // the migration carries the same kid (mustIssue checks it) and verifies. It returns the
 // store file's path. Every backend call is bounded by Timeout.
@@ -54,10 +57,11 @@ func Migrate(tb testing.TB, provider signer.Provider, core signer.Signer, in key
 	if k.KID != core.KID() || k.State != keyring.Pending || k.CreatedBy != keyringtest.Issuer.ID {
 		tb.Fatalf("imported %v by %s, want pending %s by %s", k, k.CreatedBy, core.KID(), keyringtest.Issuer.ID)
 	}
-	r.mustVerify(oldToken, "before")
+	r.wantRejected(oldToken, verifier.ErrUnknownKID)
 	if err := r.kr.Approve(r.as(keyringtest.Approver), k.KID); err != nil {
 		tb.Fatalf("Approve: %v", err)
 	}
+	r.mustVerify(oldToken, "before")
 	if err := r.kr.Activate(r.as(keyringtest.Deployer), k.KID); err != nil {
 		tb.Fatalf("Activate: %v", err)
 	}

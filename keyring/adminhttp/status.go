@@ -32,7 +32,8 @@ var statusRules = []statusRule{
 		keyring.ErrUnknownDataKey, keyring.ErrSecretUnset}},
 	{http.StatusConflict, "conflict", []error{keyring.ErrExists, keyring.ErrConflict, keyring.ErrIllegalState,
 		keyring.ErrPrePublication, keyring.ErrApprovalRequired, keyring.ErrNoActiveKey, keyring.ErrFrozen,
-		keyring.ErrOverdue, keyring.ErrSecretRevoked, keyring.ErrDataKeyRetired, keyring.ErrDataKeyDestroyed}},
+		keyring.ErrOverdue, keyring.ErrSecretRevoked, keyring.ErrDataKeyRetired, keyring.ErrDataKeyDestroyed,
+		keyring.ErrDataKeyCompromised, keyring.ErrReviewOverdue}},
 	{http.StatusUnprocessableEntity, "unprocessable", []error{keyring.ErrImport, keyring.ErrPolicy,
 		keyring.ErrWrongPurpose, keyring.ErrNoOwner, keyring.ErrSecretValue, keyring.ErrCiphertext,
 		keyring.ErrCiphertextVersion, keyring.ErrDecrypt, signer.ErrWeakKey, signer.ErrKeyFormat,
@@ -41,7 +42,7 @@ var statusRules = []statusRule{
 	{http.StatusTooManyRequests, "throttled", []error{signer.ErrThrottled}},
 	{http.StatusBadGateway, "bad_gateway", []error{signer.ErrBackendIntegrity, signer.ErrPermissionDenied,
 		keyring.ErrIncidentHook, keyring.ErrSecretHook}},
-	{http.StatusServiceUnavailable, "unavailable", []error{keyring.ErrAudit, keyring.ErrBackend, signer.ErrUnavailable,
+	{http.StatusServiceUnavailable, "unavailable", []error{keyring.ErrAudit, keyring.ErrBackend, keyring.ErrIncident, signer.ErrUnavailable,
 		signer.ErrUnwrap, signer.ErrKeyNotActive, audit.ErrSinkClosed, audit.ErrChainFailed, audit.ErrChainBroken,
 		verifier.ErrRevocationCheck, verifier.ErrKeySource, filestore.ErrLocked, filestore.ErrClosed,
 		pgstore.ErrRevocationsStale}},
@@ -61,14 +62,17 @@ var statusRules = []statusRule{
 //	404 not found            keyring.ErrNotFound, ErrUnknownSet, ErrUnknownSecret, ErrUnknownDataKey, ErrSecretUnset
 //	409 conflict             the key's state refuses the action: keyring.ErrExists, ErrConflict, ErrIllegalState,
 //	                         ErrPrePublication, ErrApprovalRequired, ErrNoActiveKey, ErrFrozen, ErrOverdue,
-//	                         ErrSecretRevoked, ErrDataKeyRetired, ErrDataKeyDestroyed
+//	                         ErrSecretRevoked, ErrDataKeyRetired, ErrDataKeyDestroyed, ErrDataKeyCompromised,
+//	                         ErrReviewOverdue
 //	422 unprocessable        the input is refused: keyring.ErrImport, ErrPolicy, ErrWrongPurpose, ErrNoOwner,
 //	                         ErrSecretValue, the ciphertext errors; signer.ErrWeakKey, ErrKeyFormat,
 //	                         ErrUnsupportedAlgorithm, ErrBadReference, ErrKeyNotFound, ErrKeyDisabled,
 //	                         ErrKeyPendingDeletion, ErrDigestSize, ErrConfig, ErrClaims
 //	429 throttled            signer.ErrThrottled
 //	502 bad gateway          signer.ErrBackendIntegrity, ErrPermissionDenied; keyring.ErrIncidentHook, ErrSecretHook
-//	503 unavailable          keyring.ErrAudit (nothing was done), ErrBackend; signer.ErrUnavailable, ErrUnwrap,
+//	503 unavailable          keyring.ErrAudit (nothing was done), ErrBackend, ErrIncident (an emergency
+//	                         rotation that froze the key but could not finish, when its cause says no
+//	                         more); signer.ErrUnavailable, ErrUnwrap,
 //	                         ErrKeyNotActive; audit.ErrSinkClosed, ErrChainFailed, ErrChainBroken;
 //	                         verifier.ErrRevocationCheck, ErrKeySource; filestore.ErrLocked (another
 //	                         process holds the store), ErrClosed; pgstore.ErrRevocationsStale

@@ -32,6 +32,8 @@ var sentinels = map[string]error{
 	"keyring.ErrUnknownSecret": keyring.ErrUnknownSecret, "keyring.ErrSecretUnset": keyring.ErrSecretUnset,
 	"keyring.ErrSecretRevoked": keyring.ErrSecretRevoked, "keyring.ErrSecretValue": keyring.ErrSecretValue,
 	"keyring.ErrSecretHook": keyring.ErrSecretHook, "keyring.ErrIncidentHook": keyring.ErrIncidentHook, "keyring.ErrImport": keyring.ErrImport,
+	"keyring.ErrCorruptRecord": keyring.ErrCorruptRecord, "keyring.ErrReviewOverdue": keyring.ErrReviewOverdue,
+	"keyring.ErrIncident": keyring.ErrIncident, "keyring.ErrDataKeyCompromised": keyring.ErrDataKeyCompromised,
 	"signer.ErrUnsupportedAlgorithm": signer.ErrUnsupportedAlgorithm, "signer.ErrUnwrap": signer.ErrUnwrap,
 	"signer.ErrBadReference": signer.ErrBadReference, "signer.ErrKeyNotFound": signer.ErrKeyNotFound,
 	"signer.ErrKeyDisabled": signer.ErrKeyDisabled, "signer.ErrKeyPendingDeletion": signer.ErrKeyPendingDeletion,
@@ -58,7 +60,7 @@ var internal = map[string]bool{
 	"audit.ErrInvalidEvent": true, "audit.ErrNoSink": true, "audit.ErrDropped": true, "audit.ErrFilePermissions": true,
 	"audit.ErrInjectedFailure": true, "filestore.ErrPermissions": true, "filestore.ErrFormatVersion": true,
 	"filestore.ErrCorrupt": true, "filestore.ErrInvalidKey": true, "pgstore.ErrMigration": true, "pgstore.ErrSchema": true,
-	"pgstore.ErrInvalidKey": true, "pgstore.ErrCorrupt": true, "pgstore.ErrCacheConfig": true, "adminhttp.ErrConfig": true,
+	"pgstore.ErrInvalidKey": true, "pgstore.ErrCorrupt": true, "keyring.ErrCorruptRecord": true, "pgstore.ErrCacheConfig": true, "adminhttp.ErrConfig": true,
 }
 
 // declared lists the Err* variables of the package in dir, from its
