@@ -42,6 +42,26 @@ var (
 	ErrClosed = errors.New("jwks: remote set closed")
 	// ErrOption: an option of NewRemoteSet out of range.
 	ErrOption = errors.New("jwks: invalid option")
+	// ErrFeedRequest: a revocation feed request with a malformed cursor
+	// or wait (the handler answers 400).
+	ErrFeedRequest = errors.New("jwks: bad revocation feed request")
+	// ErrFeedDocument: a revocation feed document that is not one: no
+	// payload, a bad header, manifest or payload, a payload that does
+	// not match its signed digest, a range that does not follow the
+	// client's cursor, a timestamp in the future.
+	ErrFeedDocument = errors.New("jwks: malformed revocation feed document")
+	// ErrFeedSignature: a revocation feed document whose signature does
+	// not verify with a key of the issuer's JWKS (unknown or revoked kid,
+	// wrong algorithm, bad signature).
+	ErrFeedSignature = errors.New("jwks: revocation feed signature refused")
+	// ErrFeedStale: the newest revocation feed document a RevocationFeed
+	// verified is older than its MaxAge. The verifier turns it into
+	// verifier.ErrRevocationCheck: tokens are refused, not accepted
+	// unchecked.
+	ErrFeedStale = errors.New("jwks: revocation feed stale")
+	// ErrReadOnly: RevokeJTI or RevokeKID on a RevocationFeed, which only
+	// follows the issuer's revocations: revoke on the issuer.
+	ErrReadOnly = errors.New("jwks: revocation feed is read-only: revoke on the issuer")
 	// ErrStarted: Start called twice.
 	ErrStarted = errors.New("jwks: remote set already started")
 )

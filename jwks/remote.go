@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -129,6 +129,8 @@ type RemoteSet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	excluded atomic.Pointer[map[string]bool] // kids never served again (Exclude); copy on write under mu
+
 	mu       sync.Mutex
 	inflight *fetchCall
 	lastMiss time.Time // start of the last fetch an unknown kid triggered
@@ -187,28 +189,10 @@ func NewRemoteSet(ctx context.Context, rawURL string, opts ...RemoteOption) (*Re
 			return nil, fmt.Errorf("%w: algorithm %q not supported", ErrOption, a)
 		}
 	}
-	if err := s.checkURL(rawURL); err != nil {
+	if err := checkURL(rawURL, s.insecureLoopback); err != nil {
 		return nil, err
 	}
-	c := &http.Client{Timeout: s.timeout}
-	if s.client != nil {
-		*c = *s.client
-		c.Timeout = s.timeout
-	}
-	next := c.CheckRedirect
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 3 {
-			return fmt.Errorf("%w: too many redirects", ErrFetch)
-		}
-		if err := s.checkURL(req.URL.String()); err != nil {
-			return err
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		return nil
-	}
-	s.client = c
+	s.client = safeClient(s.client, s.timeout, s.insecureLoopback)
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -224,29 +208,6 @@ func NewRemoteSet(ctx context.Context, rawURL string, opts ...RemoteOption) (*Re
 	return s, nil
 }
 
-// checkURL accepts https, and http to a loopback host when allowed.
-func (s *RemoteSet) checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("%w: cannot parse the URL", ErrInsecureURL)
-	}
-	if u.User != nil {
-		return fmt.Errorf("%w: credentials in the URL", ErrInsecureURL)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		h := u.Hostname()
-		ip := net.ParseIP(h)
-		if s.insecureLoopback && (h == "localhost" || ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback)) {
-			return nil
-		}
-		return fmt.Errorf("%w: plain http to %q", ErrInsecureURL, h)
-	}
-	return fmt.Errorf("%w: scheme %q", ErrInsecureURL, u.Scheme)
-}
-
 // VerificationKey returns the key kid names. It implements
 // verifier.KeySource. A kid the set publishes but does not use gives an
 // error wrapping verifier.ErrKeyUnusable with the SkipReason. A kid not in
@@ -256,6 +217,9 @@ func (s *RemoteSet) checkURL(raw string) error {
 // then looked up again. A set past its expiry is refreshed in the
 // background (rate-limited) while it still answers, until MaxStale.
 func (s *RemoteSet) VerificationKey(ctx context.Context, kid string) (verifier.Key, error) {
+	if ex := s.excluded.Load(); ex != nil && (*ex)[kid] {
+		return verifier.Key{}, fmt.Errorf("%w: kid %q revoked by the revocation feed", verifier.ErrKeyCompromised, jose.Clip(kid))
+	}
 	snap := s.snap.Load()
 	if snap == nil {
 		return verifier.Key{}, fmt.Errorf("%w: %w", verifier.ErrKeySource, ErrClosed)
@@ -594,6 +558,24 @@ func (s *RemoteSet) Stats() Stats {
 // Skipped returns the keys of the current set that are not used, with
 // their reasons.
 func (s *RemoteSet) Skipped() []SkippedKey { return s.Stats().Skipped }
+
+// Exclude stops the set from serving kid, now and after every later
+// fetch, whatever the JWKS document says: VerificationKey answers
+// verifier.ErrKeyCompromised. A RevocationFeed calls it for every kid the
+// issuer revoked whole (a compromised key), so that the key stops
+// verifying at once rather than when the JWKS cache expires.
+func (s *RemoteSet) Exclude(kid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := map[string]bool{kid: true}
+	if old := s.excluded.Load(); old != nil {
+		if (*old)[kid] {
+			return
+		}
+		maps.Copy(next, *old)
+	}
+	s.excluded.Store(&next)
+}
 
 // Keys returns the kids of the current set, sorted, for diagnostics.
 func (s *RemoteSet) Keys() []string {

@@ -37,4 +37,8 @@ var (
 
 	// ErrArgument: a RevocationList call with an empty jti or kid.
 	ErrArgument = errors.New("verifier: invalid argument")
+
+	// ErrNotLogged: Since, Wait or Cursor on a MemoryRevocationList that
+	// keeps no change log (make it with NewLoggedRevocationList).
+	ErrNotLogged = errors.New("verifier: revocation list keeps no change log")
 )

@@ -94,6 +94,8 @@ type MemoryRevocationList struct {
 
 	kidMu sync.Mutex               // serializes kid policy writers
 	kids  atomic.Pointer[kidTable] // kid → issued-before cutoff
+
+	log *revocationLog // nil unless made by NewLoggedRevocationList
 }
 
 // jtiShard is one open-addressing table and its writer state, padded to a
@@ -178,6 +180,9 @@ func (l *MemoryRevocationList) RevokeJTI(_ context.Context, jti string, until ti
 		s.nextPurge = now.Unix() + int64(purgeEvery/time.Second)
 	}
 	s.insert(h, l.offset(until), nowOff)
+	if l.log != nil {
+		l.log.appendJTI(DigestJTI(jti), l.baseSec+int64(l.offset(until)), now.Unix())
+	}
 	return nil
 }
 
@@ -317,6 +322,9 @@ func (l *MemoryRevocationList) RevokeKID(_ context.Context, kid string, issuedBe
 		return nil
 	}
 	l.kids.Store(old.with(kidPolicy{kid: kid, cutoff: issuedBefore}))
+	if l.log != nil {
+		l.log.appendKID(kid, issuedBefore)
+	}
 	return nil
 }
 
