@@ -201,7 +201,9 @@ func (f *RevocationFeed) Sync(ctx context.Context) error {
 
 // Start follows the feed in the background until ctx is done or Close is
 // called: a long-poll after another (or a poll every PollInterval), a
-// pause of Retry after a failure, which goes to OnError.
+// pause of Retry after a failure, which goes to OnError, and then a
+// request that does not wait, so that the feed is fresh again as soon as
+// the issuer answers.
 func (f *RevocationFeed) Start(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -222,9 +224,15 @@ func (f *RevocationFeed) loop(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	context.AfterFunc(f.base, cancel)
+	wait := f.cfg.Wait
 	for ctx.Err() == nil {
 		pause := f.cfg.PollInterval
-		if err := f.poll(ctx, f.cfg.Wait); err != nil {
+		err := f.poll(ctx, wait)
+		// After a failure, the next request asks for a fresh document at
+		// once rather than waiting at the head.
+		wait = f.cfg.Wait
+		if err != nil {
+			wait = 0
 			if ctx.Err() != nil {
 				return
 			}
