@@ -503,7 +503,7 @@ func TestRevocationFeedConfig(t *testing.T) {
 	}{
 		{name: "no keys", edit: func(c *jwks.RevocationFeedConfig) { c.Keys = nil }, wantErr: jwks.ErrOption},
 		{name: "plain http", edit: func(c *jwks.RevocationFeedConfig) { c.URL = "http://core.test/revocations" }, wantErr: jwks.ErrInsecureURL},
-		{name: "wait not under max age", edit: func(c *jwks.RevocationFeedConfig) { c.MaxAge, c.Wait = 10 * time.Second, 10 * time.Second }, wantErr: jwks.ErrOption},
+		{name: "wait not under max age", edit: func(c *jwks.RevocationFeedConfig) { c.MaxAge, c.Wait = 10*time.Second, 10*time.Second }, wantErr: jwks.ErrOption},
 		{name: "poll not under max age", edit: func(c *jwks.RevocationFeedConfig) { c.PollInterval = time.Minute }, wantErr: jwks.ErrOption},
 		{name: "wait and poll", edit: func(c *jwks.RevocationFeedConfig) { c.Wait, c.PollInterval = time.Second, time.Second }, wantErr: jwks.ErrOption},
 		{name: "fractional wait", edit: func(c *jwks.RevocationFeedConfig) { c.Wait = 1500 * time.Millisecond }, wantErr: jwks.ErrOption},
