@@ -21,9 +21,6 @@ const (
 	DefaultFeedMaxAge = 30 * time.Second
 	// DefaultFeedMaxSize caps a document: about 5.5 million jti entries.
 	DefaultFeedMaxSize = 64 << 20
-	// feedKeyRefresh is the shortest time between two key refreshes a
-	// document signed by an unknown kid triggers.
-	feedKeyRefresh = time.Second
 	// maxFeedSkew is how far in the future a document's signing time may
 	// be (clock skew); a later one is refused.
 	maxFeedSkew = verifier.MaxLeeway
@@ -88,10 +85,9 @@ type RevocationFeed struct {
 
 	fresh atomic.Int64 // Unix milliseconds: signing time of the newest verified document
 
-	pollMu      sync.Mutex // one poll at a time; guards cur, dead, lastRefresh
-	cur         cursor
-	dead        map[string]bool // kids revoked whole: their documents are refused
-	lastRefresh time.Time
+	pollMu sync.Mutex // one poll at a time; guards cur and dead
+	cur    cursor
+	dead   map[string]bool // kids revoked whole: their documents are refused
 
 	stats struct {
 		docs, full, bytes atomic.Int64
@@ -311,28 +307,15 @@ func (f *RevocationFeed) poll(ctx context.Context, wait time.Duration) error {
 	if int64(len(body)) > f.cfg.MaxSize {
 		return fmt.Errorf("%w: revocation document over %d bytes", ErrTooLarge, f.cfg.MaxSize)
 	}
-	d, err := verifyDocument(ctx, body, f.cfg.Keys, f.refreshKeys(), func(kid string) bool { return f.dead[kid] })
+	var refresh func(context.Context) error
+	if r, ok := f.cfg.Keys.(keyRefresher); ok {
+		refresh = r.Refresh
+	}
+	d, err := verifyDocument(ctx, body, f.cfg.Keys, refresh, func(kid string) bool { return f.dead[kid] })
 	if err != nil {
 		return err
 	}
 	return f.apply(ctx, d, len(body))
-}
-
-// refreshKeys returns the refresh that verifyDocument may call for an
-// unknown kid: the KeySource's, at most once per feedKeyRefresh; nil when
-// the KeySource cannot refresh. f.pollMu is held.
-func (f *RevocationFeed) refreshKeys() func(context.Context) error {
-	r, ok := f.cfg.Keys.(keyRefresher)
-	if !ok {
-		return nil
-	}
-	return func(ctx context.Context) error {
-		if time.Since(f.lastRefresh) < feedKeyRefresh {
-			return fmt.Errorf("%w: key refresh rate-limited", ErrFetch)
-		}
-		f.lastRefresh = time.Now()
-		return r.Refresh(ctx)
-	}
 }
 
 // excluder is a KeySource that can stop serving a kid (*RemoteSet).
