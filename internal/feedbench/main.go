@@ -15,6 +15,8 @@
 //     its MaxAge, and the time until it verifies again once the feed is
 //     back.
 //
+// Run it from the repository root:
+//
 //	go run ./internal/feedbench                     # 200 events, 1M revocations
 //	go run ./internal/feedbench -events 20 -bulk 10000
 //
