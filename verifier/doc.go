@@ -46,7 +46,10 @@
 // use, and as fast as its KeySource and RevocationList.
 // MemoryRevocationList is safe for concurrent use; its lookups take no
 // lock (they read atomic snapshots of per-shard tables and of the kid
-// policies).
+// policies). One made by NewLoggedRevocationList also numbers its changes
+// (Cursor, Since, Wait under a mutex of their own, never on the lookup
+// path), which jwks.NewRevocationHandler publishes to verifiers in other
+// processes.
 //
 // # Errors
 //

@@ -69,7 +69,9 @@ type revocationLog struct {
 
 // NewLoggedRevocationList returns an empty MemoryRevocationList that also
 // keeps the log of its changes that a revocation feed publishes (Since,
-// Wait; see jwks.NewRevocationHandler). The log costs 24 bytes per jti
+// Wait; see jwks.NewRevocationHandler). Only real changes are logged: a
+// revocation that neither adds a jti nor extends an until or a cutoff
+// (a replay, as when a durable store feeds the list again) is not. The log costs 24 bytes per jti
 // revocation until it expires, on top of the list's own table; a list
 // made by NewMemoryRevocationList keeps none.
 func NewLoggedRevocationList(now func() time.Time) *MemoryRevocationList {

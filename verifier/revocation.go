@@ -179,22 +179,23 @@ func (l *MemoryRevocationList) RevokeJTI(_ context.Context, jti string, until ti
 		s.purge(nowOff)
 		s.nextPurge = now.Unix() + int64(purgeEvery/time.Second)
 	}
-	s.insert(h, l.offset(until), nowOff)
-	if l.log != nil {
+	if s.insert(h, l.offset(until), nowOff) && l.log != nil {
 		l.log.appendJTI(DigestJTI(jti), l.baseSec+int64(l.offset(until)), now.Unix())
 	}
 	return nil
 }
 
-// insert records h until the expiry offset exp; s.mu is held.
-func (s *jtiShard) insert(h, exp uint64, nowOff int64) {
+// insert records h until the expiry offset exp and reports whether that
+// changed anything (a new entry or a later until); s.mu is held.
+func (s *jtiShard) insert(h, exp uint64, nowOff int64) bool {
 	t := s.tab.Load()
 	if t != nil {
 		if w, ok := t.find(h); ok {
-			if exp > atomic.LoadUint64(&t.words[w+1]) {
-				atomic.StoreUint64(&t.words[w+1], exp)
+			if exp <= atomic.LoadUint64(&t.words[w+1]) {
+				return false
 			}
-			return
+			atomic.StoreUint64(&t.words[w+1], exp)
+			return true
 		}
 	}
 	if t == nil || uint64(s.used+1)*maxLoadDen > (t.mask+1)*maxLoadNum {
@@ -204,6 +205,7 @@ func (s *jtiShard) insert(h, exp uint64, nowOff int64) {
 	atomic.StoreUint64(&t.words[w+1], exp)
 	atomic.StoreUint64(&t.words[w], h)
 	s.used++
+	return true
 }
 
 // home returns the word index of the first slot of h's probe path: the
