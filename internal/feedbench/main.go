@@ -239,7 +239,7 @@ func runVerifier(issuerURL, feedURL string, maxAge time.Duration) error {
 		st := feed.Stats()
 		json.NewEncoder(w).Encode(map[string]int64{
 			"first_sync_ns": int64(firstSync), "documents": st.Documents, "full_syncs": st.FullSyncs,
-			"bytes": st.Bytes, "jtis": int64(st.JTIs), "kids": int64(st.KIDs),
+			"bytes": st.Bytes, "jtis": int64(st.JTIs), "kids": int64(st.KIDs), "fresh_ms": st.Fresh.UnixMilli(),
 		})
 	})
 	return serve(mux)
@@ -359,10 +359,10 @@ func run(events, bulk int, maxAge, cutMaxAge, timeout time.Duration) error {
 		v.stop()
 	}
 
-	if err := large(issuer, bulk, maxAge); err != nil {
+	if err := cut(issuer, cutMaxAge, timeout); err != nil {
 		return err
 	}
-	return cut(issuer, cutMaxAge, timeout)
+	return large(issuer, bulk, maxAge)
 }
 
 // measure runs n events: a fresh token accepted by every verifier, each
@@ -560,6 +560,10 @@ func cut(issuer *proc, maxAge, timeout time.Duration) error {
 	if _, err := post(v.addr+"/check", tok); err != nil {
 		return err
 	}
+	st, err := stats(v)
+	if err != nil {
+		return err
+	}
 	p.cut()
 	t0 := time.Now()
 	failedAt, err := until(v, tok, timeout+maxAge, func(err error) bool { return err != nil && strings.Contains(err.Error(), "revocation-check") })
@@ -575,8 +579,9 @@ func cut(issuer *proc, maxAge, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("restored: %w", err)
 	}
-	fmt.Printf("verifier cut from its feed (MaxAge %v, long-poll wait %v): fails closed (revocation-check) after %v; verifies again %v after the feed is back\n",
-		maxAge, max(maxAge/3/time.Second*time.Second, time.Second), failedAt.Sub(t0).Round(time.Millisecond), backAt.Sub(t1).Round(time.Millisecond))
+	fmt.Printf("verifier cut from its feed (MaxAge %v, long-poll wait %v; its newest document was %v old): fails closed (revocation-check) %v after the cut; verifies again %v after the feed is back\n",
+		maxAge, max(maxAge/3/time.Second*time.Second, time.Second), t0.Sub(time.UnixMilli(st["fresh_ms"])).Round(time.Millisecond),
+		failedAt.Sub(t0).Round(time.Millisecond), backAt.Sub(t1).Round(time.Millisecond))
 	return nil
 }
 
