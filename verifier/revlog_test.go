@@ -21,7 +21,7 @@ func TestLoggedRevocationListSince(t *testing.T) {
 	l.RevokeKID(ctx, "k1", t0)
 	l.RevokeJTI(ctx, "b", t0.Add(90*time.Minute+time.Millisecond))
 	l.RevokeJTI(ctx, "past", t0.Add(-time.Second)) // no change: not logged
-	l.RevokeJTI(ctx, "a", t0.Add(time.Minute))      // no change: not logged
+	l.RevokeJTI(ctx, "a", t0.Add(time.Minute))     // no change: not logged
 	l.RevokeKID(ctx, "k1", t0.Add(-time.Hour))     // no change: not logged
 	epoch, head, err := l.Cursor()
 	if err != nil || epoch == 0 || head != 3 {
