@@ -121,6 +121,9 @@ func TestPolicyTimingRules(t *testing.T) {
 		{"legal limit shorter", keyring.SetPolicy{Name: "s", Owner: "o", Purpose: keyring.Encryption, LegalMaxRotation: 30 * keyring.Day, RotationPeriod: 31 * keyring.Day}, keyring.ErrPolicy, "exceeds the maximum"},
 		{"grace too short", keyring.SetPolicy{Name: "s", Owner: "o", MaxTokenLifetime: time.Hour, Grace: time.Hour}, keyring.ErrPolicy, "grace"},
 		{"pre-publication too short", keyring.SetPolicy{Name: "s", Owner: "o", PrePublication: time.Minute}, keyring.ErrPolicy, "pre-publication"},
+		{"pre-publication under the verifiers' refresh", keyring.SetPolicy{Name: "s", Owner: "o", PrePublication: 10 * time.Minute}, keyring.ErrPolicy, "verifier refresh 15m0s"},
+		{"grace under the verifiers' refresh", keyring.SetPolicy{Name: "s", Owner: "o", VerifierRefresh: time.Hour, Grace: 2 * time.Hour}, keyring.ErrPolicy, "grace"},
+		{"negative verifier refresh", keyring.SetPolicy{Name: "s", Owner: "o", VerifierRefresh: -time.Second}, keyring.ErrPolicy, "negative"},
 		{"no owner", keyring.SetPolicy{Name: "s"}, keyring.ErrNoOwner, "owner"},
 		{"no name", keyring.SetPolicy{Owner: "o"}, keyring.ErrPolicy, "name"},
 		{"bad algorithm", keyring.SetPolicy{Name: "s", Owner: "o", Algorithm: "HS256"}, keyring.ErrPolicy, "algorithm"},
@@ -143,6 +146,28 @@ func TestPolicyTimingRules(t *testing.T) {
 			t.Errorf("default policy %+v breaks a timing rule", e.pol)
 		}
 	})
+	// The defaults cover jwx jwk.Cache's 15-minute refresh; a set whose
+	// verifiers all follow max-age says so and gets the shorter windows.
+	for _, tc := range []struct {
+		name               string
+		pol                keyring.SetPolicy
+		wantPre, wantGrace time.Duration
+	}{
+		{name: "default", pol: keyring.SetPolicy{Name: "s", Owner: "o"}, wantPre: 17 * time.Minute, wantGrace: 76 * time.Minute},
+		{name: "verifiers follow max-age", pol: keyring.SetPolicy{Name: "s", Owner: "o", VerifierRefresh: time.Minute}, wantPre: 7 * time.Minute, wantGrace: 66 * time.Minute},
+		{name: "max-age longer than refresh", pol: keyring.SetPolicy{Name: "s", Owner: "o", JWKSMaxAge: 20 * time.Minute}, wantPre: 22 * time.Minute, wantGrace: 81 * time.Minute},
+	} {
+		t.Run("windows "+tc.name, func(t *testing.T) {
+			ring, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{Sets: []keyring.SetPolicy{tc.pol}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol, _ := ring.Policy("s")
+			if pol.PrePublication != tc.wantPre || pol.Grace != tc.wantGrace {
+				t.Errorf("pre-publication %v, grace %v; want %v, %v", pol.PrePublication, pol.Grace, tc.wantPre, tc.wantGrace)
+			}
+		})
+	}
 	t.Run("in-memory defaults", func(t *testing.T) {
 		ring, err := keyring.New(ctx(t, keyring.Principal{}), keyring.Config{Sets: []keyring.SetPolicy{{Name: "s", Owner: "o"}}})
 		if err != nil {

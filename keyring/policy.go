@@ -23,6 +23,11 @@ const (
 	DefaultMaxTokenLifetime = time.Hour
 	DefaultRotateAfter      = 0.8
 	DefaultReviewWithin     = 24 * time.Hour
+	// DefaultVerifierRefresh is the JWKS refresh interval of jwx v3's
+	// jwk.Cache, the longest default among the JWKS clients Core's
+	// services use (go-oidc and keyfunc refetch on an unknown kid; our
+	// RemoteSet follows max-age).
+	DefaultVerifierRefresh = 15 * time.Minute
 )
 
 // SetPolicy is the policy of one key set: which keys it holds and how they
@@ -46,10 +51,10 @@ type SetPolicy struct {
 	RotateAfter float64
 
 	// PrePublication is how long a successor is published before it may
-	// sign: at least JWKSMaxAge + Leeway. Default JWKSMaxAge + 2*Leeway.
+	// sign: at least Visibility + Leeway. Default Visibility + 2*Leeway.
 	PrePublication time.Duration
 	// Grace is how long a rotated key still verifies: at least
-	// MaxTokenLifetime + JWKSMaxAge + Leeway. Default: that sum; for data
+	// MaxTokenLifetime + Visibility + Leeway. Default: that sum; for data
 	// keys, how long a rotated key still decrypts, default RotationPeriod.
 	Grace time.Duration
 	// MaxTokenLifetime bounds exp − iat of tokens the set signs.
@@ -58,6 +63,15 @@ type SetPolicy struct {
 	// clock skew allowed to verifiers.
 	JWKSMaxAge time.Duration
 	Leeway     time.Duration
+	// VerifierRefresh is the longest time a verifier of the set may keep
+	// a JWKS without fetching it again, whatever max-age says (default
+	// DefaultVerifierRefresh, jwx jwk.Cache's 15 minutes). A key is
+	// visible to every verifier Visibility() = max(JWKSMaxAge,
+	// VerifierRefresh) after it is published, and the timing rules count
+	// from that. Set it to the longest refresh interval of the set's
+	// verifiers (JWKSMaxAge or less when all of them follow max-age or
+	// refetch on an unknown kid).
+	VerifierRefresh time.Duration
 
 	// UnsafeSkipApproval lets a key be activated without a recorded
 	// approval by a second principal (R6.3 then does not hold).
@@ -149,14 +163,18 @@ func (p SetPolicy) withDefaults() (SetPolicy, error) {
 	if p.ReviewWithin == 0 {
 		p.ReviewWithin = DefaultReviewWithin
 	}
-	if p.JWKSMaxAge < 0 || p.Leeway < 0 || p.MaxTokenLifetime < 0 || p.PrePublication < 0 || p.Grace < 0 || p.ReviewWithin < 0 {
+	if p.VerifierRefresh == 0 {
+		p.VerifierRefresh = DefaultVerifierRefresh
+	}
+	if p.JWKSMaxAge < 0 || p.Leeway < 0 || p.MaxTokenLifetime < 0 || p.PrePublication < 0 || p.Grace < 0 || p.ReviewWithin < 0 || p.VerifierRefresh < 0 {
 		return bad("negative duration")
 	}
+	visible := p.Visibility()
 	if p.PrePublication == 0 {
-		p.PrePublication = p.JWKSMaxAge + 2*p.Leeway
+		p.PrePublication = visible + 2*p.Leeway
 	}
 	if p.Grace == 0 {
-		p.Grace = p.MaxTokenLifetime + p.JWKSMaxAge + p.Leeway
+		p.Grace = p.MaxTokenLifetime + visible + p.Leeway
 		if p.Purpose == Encryption {
 			// A rotated data key decrypts for one more period: time to
 			// rewrap what it protects.
@@ -164,17 +182,23 @@ func (p SetPolicy) withDefaults() (SetPolicy, error) {
 		}
 	}
 	if p.Purpose == Signing {
-		if p.PrePublication < p.JWKSMaxAge+p.Leeway {
-			return bad("pre-publication %v shorter than JWKS max-age + leeway (%v): remote verifiers would see tokens before the key", p.PrePublication, p.JWKSMaxAge+p.Leeway)
+		if p.PrePublication < visible+p.Leeway {
+			return bad("pre-publication %v shorter than the key's visibility (the longer of JWKS max-age %v and verifier refresh %v) + leeway (%v): remote verifiers would see tokens before the key; lengthen it, or set VerifierRefresh to your verifiers' longest JWKS refresh interval", p.PrePublication, p.JWKSMaxAge, p.VerifierRefresh, visible+p.Leeway)
 		}
-		if min := p.MaxTokenLifetime + p.JWKSMaxAge + p.Leeway; p.Grace < min {
-			return bad("grace %v shorter than max token lifetime + JWKS max-age + leeway (%v): valid tokens would be orphaned", p.Grace, min)
+		if min := p.MaxTokenLifetime + visible + p.Leeway; p.Grace < min {
+			return bad("grace %v shorter than max token lifetime + the key's visibility (the longer of JWKS max-age %v and verifier refresh %v) + leeway (%v): valid tokens would be orphaned", p.Grace, p.JWKSMaxAge, p.VerifierRefresh, min)
 		}
 		if p.PrePublication+p.Grace >= p.RotationPeriod {
 			return bad("pre-publication + grace (%v) must be shorter than the rotation period %v", p.PrePublication+p.Grace, p.RotationPeriod)
 		}
 	}
 	return p, nil
+}
+
+// Visibility is how long after its publication a key is known to every
+// verifier of the set: the longer of JWKSMaxAge and VerifierRefresh.
+func (p SetPolicy) Visibility() time.Duration {
+	return max(p.JWKSMaxAge, p.VerifierRefresh)
 }
 
 // rotationDue is when Tick starts the scheduled rotation of a key.

@@ -84,7 +84,7 @@ func run(out io.Writer) error {
 	// 2. Issuer and verifier.
 	issuer, err := signer.NewIssuer(ring, signer.IssuerConfig{
 		Set: set, Issuer: "https://core.example", Audience: []string{"orders-api"},
-		DefaultLifetime: 15 * time.Minute, MaxLifetime: pol.MaxTokenLifetime, Now: clock.Now,
+		DefaultLifetime: 30 * time.Minute, MaxLifetime: pol.MaxTokenLifetime, Now: clock.Now,
 	})
 	if err != nil {
 		return err

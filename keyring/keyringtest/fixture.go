@@ -41,9 +41,10 @@ type Options struct {
 	// to "test-owner".
 	SetPolicy keyring.SetPolicy
 	// DefaultLifetime and MaxLifetime are the Fixture issuer's token
-	// lifetimes (signer.IssuerConfig). Defaults: a quarter of the set's
-	// MaxTokenLifetime and MaxTokenLifetime itself, 15 minutes and 1 hour
-	// under keyring's defaults. MaxLifetime may not exceed the set's
+	// lifetimes (signer.IssuerConfig). Defaults: half the set's
+	// MaxTokenLifetime and MaxTokenLifetime itself, 30 minutes and 1 hour
+	// under keyring's defaults (a token issued before a rotation then
+	// outlives its 17-minute pre-publication). MaxLifetime may not exceed the set's
 	// MaxTokenLifetime.
 	DefaultLifetime time.Duration
 	MaxLifetime     time.Duration
@@ -130,7 +131,7 @@ func New(opts Options) (*Fixture, error) {
 		return nil, fmt.Errorf("%w: MaxLifetime %v exceeds the set's MaxTokenLifetime %v, which its grace window is built on: raise SetPolicy.MaxTokenLifetime", ErrOptions, opts.MaxLifetime, pol.MaxTokenLifetime)
 	}
 	if opts.DefaultLifetime == 0 {
-		opts.DefaultLifetime = min(pol.MaxTokenLifetime/4, opts.MaxLifetime)
+		opts.DefaultLifetime = min(pol.MaxTokenLifetime/2, opts.MaxLifetime)
 	}
 	if f.Issuer, err = signer.NewIssuer(ring, signer.IssuerConfig{
 		Set: f.Set, Issuer: opts.Issuer, Audience: opts.Audience,
