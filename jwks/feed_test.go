@@ -21,6 +21,7 @@ import (
 	"github.com/tokenkms/tokenkms/jwks"
 	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
+	"github.com/tokenkms/tokenkms/verifier/verifiertest"
 )
 
 const feedIss = "https://core.test"
@@ -52,10 +53,15 @@ type feedIssuer struct {
 }
 
 func newFeedIssuer(t *testing.T) *feedIssuer {
+	return newFeedIssuerAt(t, nil)
+}
+
+// newFeedIssuerAt is newFeedIssuer on the clock now (time.Now when nil).
+func newFeedIssuerAt(t *testing.T, now func() time.Time) *feedIssuer {
 	t.Helper()
-	is := &feedIssuer{list: verifier.NewLoggedRevocationList(nil), keys: &activeKeys{}, src: &source{}, mux: http.NewServeMux()}
+	is := &feedIssuer{list: verifier.NewLoggedRevocationList(now), keys: &activeKeys{}, src: &source{}, mux: http.NewServeMux()}
 	is.rotate(t, "k1")
-	h, err := jwks.NewRevocationHandler(jwks.RevocationHandlerConfig{Log: is.list, Keys: is.keys, Set: "access-tokens", Issuer: feedIss})
+	h, err := jwks.NewRevocationHandler(jwks.RevocationHandlerConfig{Log: is.list, Keys: is.keys, Set: "access-tokens", Issuer: feedIss, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +140,37 @@ func revoked(t *testing.T, l verifier.RevocationList, kid, jti string, iat time.
 		t.Fatalf("Revoked(%q, %q): %v", kid, jti, err)
 	}
 	return got
+}
+
+// feedThrough is a RevocationList whose writes go to the issuer's list
+// and whose reads come through the feed, synced first: the RevocationList
+// conformance suite then checks what a verifier in another process sees.
+type feedThrough struct {
+	issuer *verifier.MemoryRevocationList
+	feed   *jwks.RevocationFeed
+}
+
+func (l feedThrough) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
+	return l.issuer.RevokeJTI(ctx, jti, until)
+}
+
+func (l feedThrough) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
+	return l.issuer.RevokeKID(ctx, kid, issuedBefore)
+}
+
+func (l feedThrough) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
+	if err := l.feed.Sync(ctx); err != nil {
+		return false, err
+	}
+	return l.feed.Revoked(ctx, kid, jti, issuedAt)
+}
+
+func TestFeedConformance(t *testing.T) {
+	verifiertest.TestRevocationList(t, func(t *testing.T, now func() time.Time) verifier.RevocationList {
+		is := newFeedIssuerAt(t, now)
+		_, f := bubbleFeed(t, is, jwks.RevocationFeedConfig{Now: now})
+		return feedThrough{issuer: is.list, feed: f}
+	})
 }
 
 // TestFeedFollowsRevocations: a verifier over a RemoteSet and a

@@ -66,6 +66,9 @@ type RevocationFeedConfig struct {
 	// OnError receives the failures Start's loop survives. Errors never
 	// hold a jti.
 	OnError func(error)
+	// Now is the clock of freshness and of the jtis' expiry; default
+	// time.Now.
+	Now func() time.Time
 }
 
 // RevocationFeed is a verifier.RevocationList that follows an issuer's
@@ -130,6 +133,9 @@ func NewRevocationFeed(ctx context.Context, cfg RevocationFeedConfig) (*Revocati
 	if cfg.Retry == 0 {
 		cfg.Retry = time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	switch {
 	case cfg.Keys == nil:
 		return nil, fmt.Errorf("%w: revocation feed without Keys to check its signatures", ErrOption)
@@ -153,7 +159,7 @@ func NewRevocationFeed(ctx context.Context, cfg RevocationFeedConfig) (*Revocati
 		cfg:    cfg,
 		url:    u,
 		client: safeClient(cfg.HTTPClient, 0, cfg.AllowInsecureLoopback),
-		list:   verifier.NewMemoryRevocationList(nil),
+		list:   verifier.NewMemoryRevocationList(cfg.Now),
 		dead:   make(map[string]bool),
 	}
 	f.base, f.cancel = context.WithCancel(context.Background())
@@ -176,7 +182,7 @@ func (f *RevocationFeed) Revoked(ctx context.Context, kid, jti string, issuedAt 
 	if f.closed.Load() {
 		return false, ErrClosed
 	}
-	if age := time.Since(time.UnixMilli(f.fresh.Load())); age > f.cfg.MaxAge {
+	if age := f.cfg.Now().Sub(time.UnixMilli(f.fresh.Load())); age > f.cfg.MaxAge {
 		return false, fmt.Errorf("%w: newest document signed %v ago, more than %v", ErrFeedStale, age.Round(time.Millisecond), f.cfg.MaxAge)
 	}
 	d := verifier.DigestJTI(jti)
@@ -330,7 +336,7 @@ func (f *RevocationFeed) apply(ctx context.Context, d *document, size int) error
 	if f.cfg.Issuer != "" && m.Issuer != f.cfg.Issuer {
 		return fmt.Errorf("%w: issuer %q", ErrFeedDocument, clipKID(m.Issuer))
 	}
-	now := time.Now()
+	now := f.cfg.Now()
 	if time.UnixMilli(m.TS).After(now.Add(maxFeedSkew)) {
 		return fmt.Errorf("%w: signed %v in the future", ErrFeedDocument, time.UnixMilli(m.TS).Sub(now).Round(time.Second))
 	}

@@ -55,6 +55,8 @@ type RevocationHandlerConfig struct {
 	// OnError receives the error behind every 500 answer. It never holds
 	// a jti or key material.
 	OnError func(r *http.Request, err error)
+	// Now is the clock of the signing times; default time.Now.
+	Now func() time.Time
 }
 
 type revocationHandler struct {
@@ -94,6 +96,9 @@ func NewRevocationHandler(cfg RevocationHandlerConfig) (http.Handler, error) {
 	}
 	if cfg.SignTimeout == 0 {
 		cfg.SignTimeout = DefaultSignTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	switch {
 	case cfg.Log == nil:
@@ -171,7 +176,7 @@ func (h *revocationHandler) document(ctx context.Context, cur cursor) (*servedDo
 		return nil, fmt.Errorf("jwks: revocation log: %w", err)
 	}
 	key := docKey{c.Epoch, c.From, c.To}
-	now := time.Now()
+	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	d := h.docs[key]

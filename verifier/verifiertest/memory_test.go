@@ -13,3 +13,9 @@ func TestMemoryRevocationList(t *testing.T) {
 		return verifier.NewMemoryRevocationList(now)
 	})
 }
+
+func TestLoggedRevocationList(t *testing.T) {
+	verifiertest.TestRevocationList(t, func(t *testing.T, now func() time.Time) verifier.RevocationList {
+		return verifier.NewLoggedRevocationList(now)
+	})
+}
