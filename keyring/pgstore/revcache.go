@@ -40,6 +40,15 @@ type CacheConfig struct {
 	// that failed, a listening connection that broke). Errors never
 	// include revoked jtis or kids.
 	OnError func(error)
+	// Log, when set, keeps the change log a revocation feed publishes
+	// (jwks.NewRevocationHandler over the cache: Since, Wait, Cursor): a
+	// verifier.NewLoggedRevocationList into which every reload and every
+	// write of this cache is merged. It costs a second copy of the live
+	// revocations in memory and a merge of every row at each reload (only
+	// new revocations are logged). Each replica's log has an epoch of its
+	// own: a feed client that moves to another replica takes a full
+	// snapshot, so serve the feed from one replica, or keep clients on one.
+	Log bool
 }
 
 func (c CacheConfig) withDefaults() (CacheConfig, error) {
@@ -94,6 +103,8 @@ type RevocationCache struct {
 	reloading bool
 	overlay   []revWrite
 	dirty     chan struct{}
+
+	log *verifier.MemoryRevocationList // nil unless cfg.Log
 }
 
 type revSnapshot struct {
@@ -122,7 +133,11 @@ func (s *Store) RevocationCache(cfg CacheConfig) (*RevocationCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RevocationCache{store: s, cfg: cfg, dirty: make(chan struct{}, 1)}, nil
+	c := &RevocationCache{store: s, cfg: cfg, dirty: make(chan struct{}, 1)}
+	if cfg.Log {
+		c.log = verifier.NewLoggedRevocationList(s.now)
+	}
+	return c, nil
 }
 
 // String describes the cache without its content.
@@ -134,14 +149,57 @@ func (c *RevocationCache) String() string {
 // memory. It fails with ErrRevocationsStale if the cache has not been
 // loaded or is older than MaxStaleness.
 func (c *RevocationCache) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error) {
-	snap := c.cur.Load()
-	if snap == nil {
-		return false, fmt.Errorf("%w: not loaded yet", ErrRevocationsStale)
-	}
-	if age := c.cfg.Clock().Sub(snap.loadedAt); age > c.cfg.MaxStaleness {
-		return false, fmt.Errorf("%w: last reload %v ago, more than %v", ErrRevocationsStale, age.Round(time.Millisecond), c.cfg.MaxStaleness)
+	snap, err := c.fresh()
+	if err != nil {
+		return false, err
 	}
 	return snap.list.Revoked(ctx, kid, jti, issuedAt)
+}
+
+// fresh returns the current snapshot, or ErrRevocationsStale.
+func (c *RevocationCache) fresh() (*revSnapshot, error) {
+	snap := c.cur.Load()
+	if snap == nil {
+		return nil, fmt.Errorf("%w: not loaded yet", ErrRevocationsStale)
+	}
+	if age := c.cfg.Clock().Sub(snap.loadedAt); age > c.cfg.MaxStaleness {
+		return nil, fmt.Errorf("%w: last reload %v ago, more than %v", ErrRevocationsStale, age.Round(time.Millisecond), c.cfg.MaxStaleness)
+	}
+	return snap, nil
+}
+
+// Since returns the changes of the cache's log after cursor (see
+// verifier.MemoryRevocationList.Since), for a revocation feed. It fails
+// with verifier.ErrNotLogged without CacheConfig.Log, and with
+// ErrRevocationsStale when Revoked would: a feed never signs stale data
+// as fresh.
+func (c *RevocationCache) Since(epoch, cursor uint64) (verifier.RevocationChanges, error) {
+	if c.log == nil {
+		return verifier.RevocationChanges{}, verifier.ErrNotLogged
+	}
+	if _, err := c.fresh(); err != nil {
+		return verifier.RevocationChanges{}, err
+	}
+	return c.log.Since(epoch, cursor)
+}
+
+// Wait blocks until the log has changes after cursor, or ctx is done (see
+// verifier.MemoryRevocationList.Wait). It fails with verifier.ErrNotLogged
+// without CacheConfig.Log.
+func (c *RevocationCache) Wait(ctx context.Context, epoch, cursor uint64) error {
+	if c.log == nil {
+		return verifier.ErrNotLogged
+	}
+	return c.log.Wait(ctx, epoch, cursor)
+}
+
+// Cursor returns the log's epoch and head. It fails with
+// verifier.ErrNotLogged without CacheConfig.Log.
+func (c *RevocationCache) Cursor() (epoch, head uint64, err error) {
+	if c.log == nil {
+		return 0, 0, verifier.ErrNotLogged
+	}
+	return c.log.Cursor()
 }
 
 // RevokeJTI records the revocation in the database, then in this cache.
@@ -184,10 +242,25 @@ func (c *RevocationCache) local(ctx context.Context, w revWrite) error {
 	if c.reloading {
 		c.overlay = append(c.overlay, w)
 	}
+	var list *verifier.MemoryRevocationList
 	if snap := c.cur.Load(); snap != nil {
-		return w.apply(ctx, snap.list)
+		list = snap.list
 	}
-	return nil
+	return c.merge(ctx, w, list)
+}
+
+// merge applies w to the log, when the cache keeps one, and to list, when
+// not nil.
+func (c *RevocationCache) merge(ctx context.Context, w revWrite, list *verifier.MemoryRevocationList) error {
+	if c.log != nil {
+		if err := w.apply(ctx, c.log); err != nil {
+			return err
+		}
+	}
+	if list == nil {
+		return nil
+	}
+	return w.apply(ctx, list)
 }
 
 // Reload replaces the cache with the revocations in the database now
@@ -248,12 +321,14 @@ func (c *RevocationCache) read(ctx context.Context) (*verifier.MemoryRevocationL
 		}
 		return nil
 	}
+	// Rows are merged into the log as they are read: a row is a committed
+	// revocation, so merging it is right even if the reload fails later.
 	if err := load(`SELECT jti, until FROM tokenkms_revoked_jti WHERE until > $1`, []any{c.store.now().UTC()},
-		func(jti string, until time.Time) error { return list.RevokeJTI(ctx, jti, until) }); err != nil {
+		func(jti string, until time.Time) error { return c.merge(ctx, revWrite{jti: jti, t: until}, list) }); err != nil {
 		return nil, err
 	}
 	if err := load(`SELECT kid, issued_before FROM tokenkms_revoked_kid`, nil,
-		func(kid string, cut time.Time) error { return list.RevokeKID(ctx, kid, cut) }); err != nil {
+		func(kid string, cut time.Time) error { return c.merge(ctx, revWrite{kid: kid, t: cut}, list) }); err != nil {
 		return nil, err
 	}
 	return list, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	tokenkms "github.com/tokenkms/tokenkms"
+	"github.com/tokenkms/tokenkms/jwks"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/keyring/pgstore"
@@ -320,5 +323,78 @@ func TestRevocationCacheStringHidesContent(t *testing.T) {
 		if strings.Contains(got, "secret-") {
 			t.Errorf("cache formats as %q, which names a revoked id", got)
 		}
+	}
+}
+
+// TestRevocationCacheFeed: with CacheConfig.Log, a replica's cache is the
+// log of a revocation feed: a revocation written on replica A reaches a
+// RevocationFeed that follows replica B's handler.
+func TestRevocationCacheFeed(t *testing.T) {
+	f, err := keyringtest.New(keyringtest.Options{})
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	_, _, caches := replicaCaches(t, 2, pgstore.CacheConfig{Log: true})
+	h, err := jwks.NewRevocationHandler(jwks.RevocationHandlerConfig{Log: caches[1], Keys: f.Ring, Set: f.Set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/jwks.json", jwks.NewHandler(f.Ring))
+	mux.Handle("/revocations", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	rs, err := jwks.NewRemoteSet(testCtx(t), srv.URL+"/jwks.json", jwks.AllowInsecureLoopback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	feed, err := jwks.NewRevocationFeed(testCtx(t), jwks.RevocationFeedConfig{URL: srv.URL + "/revocations", Keys: rs, AllowInsecureLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close() })
+	if err := feed.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	iat := time.Now().Add(-time.Minute)
+	if err := caches[0].RevokeJTI(testCtx(t), "jti-a", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := caches[0].RevokeKID(testCtx(t), "kid-a", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ kid, jti string }{{"other", "jti-a"}, {"kid-a", "other"}} {
+		waitFor(t, func() bool {
+			got, err := feed.Revoked(testCtx(t), tc.kid, tc.jti, iat)
+			return err == nil && got
+		}, fmt.Sprintf("the feed of replica B to see (%s, %s)", tc.kid, tc.jti))
+	}
+}
+
+// TestRevocationCacheLogRefusals: Since answers only with CacheConfig.Log
+// and only from a fresh cache: a feed never signs stale data as fresh.
+func TestRevocationCacheLogRefusals(t *testing.T) {
+	s, _ := newStore(t)
+	if _, err := newCache(t, s, pgstore.CacheConfig{}).Since(1, 0); !errors.Is(err, verifier.ErrNotLogged) {
+		t.Errorf("without Log: got %v, want ErrNotLogged", err)
+	}
+	if err := newCache(t, s, pgstore.CacheConfig{}).Wait(testCtx(t), 1, 0); !errors.Is(err, verifier.ErrNotLogged) {
+		t.Errorf("Wait without Log: got %v, want ErrNotLogged", err)
+	}
+	now := time.Now()
+	c := newCache(t, s, pgstore.CacheConfig{Log: true, MaxStaleness: time.Minute, Clock: func() time.Time { return now }})
+	if _, err := c.Since(1, 0); !errors.Is(err, pgstore.ErrRevocationsStale) {
+		t.Errorf("never loaded: got %v, want ErrRevocationsStale", err)
+	}
+	if err := c.Reload(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Since(1, 0); err != nil {
+		t.Errorf("loaded: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := c.Since(1, 0); !errors.Is(err, pgstore.ErrRevocationsStale) {
+		t.Errorf("stale: got %v, want ErrRevocationsStale", err)
 	}
 }
