@@ -26,7 +26,11 @@
 // and to the local cache at once. A cache that has not loaded, or whose
 // last reload started more than MaxStaleness ago, fails closed with
 // ErrRevocationsStale, and the verifier rejects the token with
-// verifier.ErrRevocationCheck.
+// verifier.ErrRevocationCheck. With CacheConfig.Log the cache also keeps
+// the change log that jwks.NewRevocationHandler publishes to verifiers in
+// other processes (Since fails closed as Revoked does); each replica's log
+// has its own epoch, so serve the feed from one replica or keep each
+// client on one.
 //
 // Audit: Store.Emit appends to the tokenkms_audit table a chain built with
 // audit.RecordHash, the rule of the file chain (audit.ChainLog), so one
