@@ -52,12 +52,12 @@ type feedIssuer struct {
 	feeds atomic.Int64 // revocation requests served
 }
 
-func newFeedIssuer(t *testing.T) *feedIssuer {
+func newFeedIssuer(t testing.TB) *feedIssuer {
 	return newFeedIssuerAt(t, nil)
 }
 
 // newFeedIssuerAt is newFeedIssuer on the clock now (time.Now when nil).
-func newFeedIssuerAt(t *testing.T, now func() time.Time) *feedIssuer {
+func newFeedIssuerAt(t testing.TB, now func() time.Time) *feedIssuer {
 	t.Helper()
 	is := &feedIssuer{list: verifier.NewLoggedRevocationList(now), keys: &activeKeys{}, src: &source{}, mux: http.NewServeMux()}
 	is.rotate(t, "k1")
@@ -72,7 +72,7 @@ func newFeedIssuerAt(t *testing.T, now func() time.Time) *feedIssuer {
 
 // rotate makes a fresh key kid the Active one and publishes it beside the
 // others.
-func (is *feedIssuer) rotate(t *testing.T, kid string) *ecdsa.PrivateKey {
+func (is *feedIssuer) rotate(t testing.TB, kid string) *ecdsa.PrivateKey {
 	t.Helper()
 	priv := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
 	s, err := signer.FromCryptoSigner(kid, "ES256", priv)
