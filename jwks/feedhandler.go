@@ -19,8 +19,8 @@ const (
 	DefaultFeedRefresh = time.Second
 	// DefaultFeedMaxWait caps the wait of a long-poll.
 	DefaultFeedMaxWait = 30 * time.Second
-	// DefaultSignTimeout bounds each signature of a document.
-	DefaultSignTimeout = 10 * time.Second
+	// DefaultFeedSignTimeout bounds each signature of a document.
+	DefaultFeedSignTimeout = 10 * time.Second
 )
 
 // maxCachedDocs bounds the documents the handler keeps for the current
@@ -50,7 +50,7 @@ type RevocationHandlerConfig struct {
 	Refresh time.Duration
 	// MaxWait caps a long-poll's wait (default DefaultFeedMaxWait).
 	MaxWait time.Duration
-	// SignTimeout bounds each signature (default DefaultSignTimeout).
+	// SignTimeout bounds each signature (default DefaultFeedSignTimeout).
 	SignTimeout time.Duration
 	// OnError receives the error behind every 500 answer. It never holds
 	// a jti or key material.
@@ -95,7 +95,7 @@ func NewRevocationHandler(cfg RevocationHandlerConfig) (http.Handler, error) {
 		cfg.MaxWait = DefaultFeedMaxWait
 	}
 	if cfg.SignTimeout == 0 {
-		cfg.SignTimeout = DefaultSignTimeout
+		cfg.SignTimeout = DefaultFeedSignTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
