@@ -562,6 +562,7 @@ func TestRevocationFeedConfig(t *testing.T) {
 		{name: "no keys", cfg: jwks.RevocationHandlerConfig{Log: verifier.NewLoggedRevocationList(nil), Set: "s"}},
 		{name: "no set", cfg: jwks.RevocationHandlerConfig{Log: verifier.NewLoggedRevocationList(nil), Keys: failingKeys{}}},
 		{name: "refresh under a second", cfg: jwks.RevocationHandlerConfig{Log: verifier.NewLoggedRevocationList(nil), Keys: failingKeys{}, Set: "s", Refresh: time.Millisecond}},
+		{name: "a list without a log", cfg: jwks.RevocationHandlerConfig{Log: verifier.NewMemoryRevocationList(nil), Keys: failingKeys{}, Set: "s"}},
 	} {
 		t.Run("handler "+tc.name, func(t *testing.T) {
 			if _, err := jwks.NewRevocationHandler(tc.cfg); !errors.Is(err, jwks.ErrOption) {

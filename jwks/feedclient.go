@@ -183,7 +183,7 @@ func (f *RevocationFeed) Revoked(ctx context.Context, kid, jti string, issuedAt 
 		return false, ErrClosed
 	}
 	if age := f.cfg.Now().Sub(time.UnixMilli(f.fresh.Load())); age > f.cfg.MaxAge {
-		return false, fmt.Errorf("%w: newest document signed %v ago, more than %v", ErrFeedStale, age.Round(time.Millisecond), f.cfg.MaxAge)
+		return false, fmt.Errorf("%w: newest document signed %v ago, more than %v (is Start running, is the issuer reachable?)", ErrFeedStale, age.Round(time.Millisecond), f.cfg.MaxAge)
 	}
 	d := verifier.DigestJTI(jti)
 	return f.list.Revoked(ctx, kid, string(d[:]), issuedAt)

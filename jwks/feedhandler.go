@@ -2,6 +2,7 @@ package jwks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -29,8 +30,11 @@ const maxCachedDocs = 1024
 
 // RevocationLog is the change log a revocation handler publishes.
 // *verifier.MemoryRevocationList made by verifier.NewLoggedRevocationList
-// implements it.
+// implements it, and so does *pgstore.RevocationCache with
+// CacheConfig.Log; both answer verifier.ErrNotLogged otherwise, which
+// NewRevocationHandler refuses.
 type RevocationLog interface {
+	Cursor() (epoch, head uint64, err error)
 	Since(epoch, cursor uint64) (verifier.RevocationChanges, error)
 	Wait(ctx context.Context, epoch, cursor uint64) error
 }
@@ -107,6 +111,9 @@ func NewRevocationHandler(cfg RevocationHandlerConfig) (http.Handler, error) {
 		return nil, fmt.Errorf("%w: revocation handler without Keys and Set to sign with", ErrOption)
 	case cfg.Refresh < time.Second || cfg.MaxWait < 0 || cfg.SignTimeout < 0:
 		return nil, fmt.Errorf("%w: Refresh under 1s, or a negative MaxWait or SignTimeout", ErrOption)
+	}
+	if _, _, err := cfg.Log.Cursor(); errors.Is(err, verifier.ErrNotLogged) {
+		return nil, fmt.Errorf("%w: %w: make the issuer's list with verifier.NewLoggedRevocationList (pgstore: CacheConfig.Log)", ErrOption, err)
 	}
 	return &revocationHandler{
 		cfg:          cfg,
