@@ -195,8 +195,9 @@ func (f *RevocationFeed) RevokeJTI(context.Context, string, time.Time) error { r
 // RevokeKID fails with ErrReadOnly: revoke on the issuer.
 func (f *RevocationFeed) RevokeKID(context.Context, string, time.Time) error { return ErrReadOnly }
 
-// Sync fetches the changes since the last document now, without waiting,
-// and applies them; ctx bounds it.
+// Sync fetches the changes since the last document now, without waiting
+// at the head, and applies them; ctx bounds the request. It waits first
+// for a long-poll of Start in flight, if any (at most Wait + Timeout).
 func (f *RevocationFeed) Sync(ctx context.Context) error {
 	return f.poll(ctx, 0)
 }
