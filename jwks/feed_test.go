@@ -49,7 +49,8 @@ type feedIssuer struct {
 	mux   *http.ServeMux
 	down  atomic.Bool
 	edit  atomic.Pointer[func([]byte) []byte]
-	feeds atomic.Int64 // revocation requests served
+	query atomic.Pointer[string] // replaces the query of revocation requests
+	feeds atomic.Int64           // revocation requests served
 }
 
 func newFeedIssuer(t testing.TB) *feedIssuer {
@@ -97,6 +98,9 @@ func (is *feedIssuer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	is.feeds.Add(1)
+	if q := is.query.Load(); q != nil {
+		r.URL.RawQuery = *q
+	}
 	rec := httptest.NewRecorder()
 	is.mux.ServeHTTP(rec, r)
 	b := rec.Body.Bytes()
@@ -433,6 +437,48 @@ func TestFeedRefusesDocuments(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestFeedOutOfStep: changes that do not start at the client's cursor
+// (a cache that mixed up URLs) are refused, and the next request starts
+// over with the full content.
+func TestFeedOutOfStep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := newFeedIssuer(t)
+		for _, jti := range []string{"a", "b", "c"} {
+			is.list.RevokeJTI(t.Context(), jti, time.Now().Add(time.Hour))
+		}
+		_, f := bubbleFeed(t, is, jwks.RevocationFeedConfig{})
+		epoch, _, _ := is.list.Cursor()
+		q := fmt.Sprintf("cursor=%x.1", epoch)
+		is.query.Store(&q)
+		if err := f.Sync(t.Context()); !errors.Is(err, jwks.ErrFeedDocument) {
+			t.Errorf("changes from another cursor: got %v, want ErrFeedDocument", err)
+		}
+		is.query.Store(nil)
+		if err := f.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Stats(); st.FullSyncs != 2 {
+			t.Errorf("full syncs: got %d, want 2 (the first, and the one after the refusal)", st.FullSyncs)
+		}
+	})
+}
+
+// TestFeedFutureDocument: a document signed more than verifier.MaxLeeway
+// ahead of the client's clock would stretch its freshness: refused.
+func TestFeedFutureDocument(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ahead := func() time.Time { return time.Now().Add(verifier.MaxLeeway + time.Second) }
+		is := newFeedIssuerAt(t, ahead)
+		hc := &http.Client{Transport: memTransport{is}}
+		rs := must(jwks.NewRemoteSet(t.Context(), "http://127.0.0.1/jwks.json", jwks.AllowInsecureLoopback(), jwks.WithHTTPClient(hc)))
+		defer rs.Close()
+		_, err := jwks.NewRevocationFeed(t.Context(), jwks.RevocationFeedConfig{URL: "http://127.0.0.1/revocations", Keys: rs, HTTPClient: hc, AllowInsecureLoopback: true})
+		if !errors.Is(err, jwks.ErrFeedDocument) {
+			t.Errorf("got %v, want ErrFeedDocument", err)
+		}
+	})
 }
 
 // TestFeedSignedByUnknownKey: a document signed by a key outside the JWKS
