@@ -149,13 +149,8 @@
 // ErrPrivateMaterial; VerificationKey returns errors wrapping
 // verifier.ErrUnknownKID for a kid it does not know,
 // verifier.ErrKeyUnusable for a kid it skipped, and verifier.ErrKeySource
-// with ErrStale or ErrClosed when it cannot answer.
-//
-// material). RemoteSet construction and Refresh return ErrOption, ErrInsecureURL,
-// ErrFetch, ErrTooLarge or ErrMalformed; VerificationKey returns errors
-// wrapping verifier.ErrUnknownKID for a kid it does not know, and
-// verifier.ErrKeySource with ErrStale or ErrClosed when it cannot answer,
-// and verifier.ErrKeyCompromised for a kid a revocation feed excluded.
+// with ErrStale or ErrClosed when it cannot answer, and
+// verifier.ErrKeyCompromised for a kid a revocation feed excluded.
 // NewRevocationHandler returns ErrOption; NewRevocationFeed and Sync return
 // ErrOption, ErrInsecureURL, ErrFetch, ErrTooLarge, ErrFeedDocument or
 // ErrFeedSignature; its Revoked fails with ErrFeedStale (the verifier's

@@ -194,15 +194,15 @@ func verifyDocument(ctx context.Context, body []byte, keys verifier.KeySource, r
 	case h.Refused != 0:
 		return nil, fmt.Errorf("%w: header parameter %q", ErrFeedDocument, h.Refused.First())
 	case h.Typ != FeedType:
-		return nil, fmt.Errorf("%w: typ %q", ErrFeedDocument, clipKID(h.Typ))
+		return nil, fmt.Errorf("%w: typ %q", ErrFeedDocument, jose.Clip(h.Typ))
 	case h.KID == "":
 		return nil, fmt.Errorf("%w: no kid", ErrFeedDocument)
 	case refused(h.KID):
-		return nil, fmt.Errorf("%w: kid %q is revoked", ErrFeedSignature, clipKID(h.KID))
+		return nil, fmt.Errorf("%w: kid %q is revoked", ErrFeedSignature, jose.Clip(h.KID))
 	}
 	alg, ok := jose.Lookup(h.Alg)
 	if !ok {
-		return nil, fmt.Errorf("%w: algorithm %q", ErrFeedSignature, clipKID(h.Alg))
+		return nil, fmt.Errorf("%w: algorithm %q", ErrFeedSignature, jose.Clip(h.Alg))
 	}
 	key, err := keys.VerificationKey(ctx, h.KID)
 	if err != nil && refresh != nil && errors.Is(err, verifier.ErrUnknownKID) {
@@ -211,17 +211,17 @@ func verifyDocument(ctx context.Context, body []byte, keys verifier.KeySource, r
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: kid %q: %w", ErrFeedSignature, clipKID(h.KID), err)
+		return nil, fmt.Errorf("%w: kid %q: %w", ErrFeedSignature, jose.Clip(h.KID), err)
 	}
-	if key.Algorithm != alg.Name {
-		return nil, fmt.Errorf("%w: document alg %s but key %q is %s", ErrFeedSignature, alg.Name, clipKID(h.KID), key.Algorithm)
+	if !key.Allows(alg.Name) {
+		return nil, fmt.Errorf("%w: document alg %s is not one of key %q's", ErrFeedSignature, alg.Name, jose.Clip(h.KID))
 	}
 	sig, err := jose.AppendDecode(nil, parts.Signature)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature: %w", ErrFeedDocument, err)
 	}
 	if err := alg.Verify(key.Public, parts.SigningInput, sig); err != nil {
-		return nil, fmt.Errorf("%w: kid %q", ErrFeedSignature, clipKID(h.KID))
+		return nil, fmt.Errorf("%w: kid %q", ErrFeedSignature, jose.Clip(h.KID))
 	}
 
 	// Signed from here on.
@@ -274,13 +274,4 @@ func verifyDocument(ctx context.Context, body []byte, keys verifier.KeySource, r
 		d.jtis[i] = verifier.JTIRevocation{Digest: verifier.JTIDigest(e[:8]), Until: d.m.Base + int64(binary.BigEndian.Uint32(e[8:]))}
 	}
 	return d, nil
-}
-
-// clipKID shortens text from a document quoted in an error.
-func clipKID(s string) string {
-	const max = 64
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
 }

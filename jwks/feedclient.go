@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/jose"
 	"github.com/tokenkms/tokenkms/verifier"
 )
 
@@ -335,7 +336,7 @@ type excluder interface {
 func (f *RevocationFeed) apply(ctx context.Context, d *document, size int) error {
 	m := d.m
 	if f.cfg.Issuer != "" && m.Issuer != f.cfg.Issuer {
-		return fmt.Errorf("%w: issuer %q", ErrFeedDocument, clipKID(m.Issuer))
+		return fmt.Errorf("%w: issuer %q", ErrFeedDocument, jose.Clip(m.Issuer))
 	}
 	now := f.cfg.Now()
 	if time.UnixMilli(m.TS).After(now.Add(maxFeedSkew)) {
