@@ -138,7 +138,7 @@ func ExampleKeyring_Rotate() {
 	}
 	fmt.Println("after grace:", state(old.KID), state(next.KID))
 	// Output:
-	// pre-publication 7m0s grace 1h6m0s
+	// pre-publication 17m0s grace 1h16m0s
 	// rotation started: active pending
 	// after pre-publication: retiring active
 	// after grace: retired active

@@ -28,17 +28,17 @@ func TestOptions(t *testing.T) {
 		wantLifetime time.Duration // exp − iat of a token without exp
 		wantMax      time.Duration // the longest exp − iat the issuer accepts
 	}{
-		{name: "defaults", wantSet: "access-tokens", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 15 * time.Minute, wantMax: time.Hour},
-		{name: "set and algorithm", opts: keyringtest.Options{Set: "s", Algorithm: "EdDSA"}, wantSet: "s", wantAlg: "EdDSA", wantRotation: keyring.MaxSigningRotation, wantLifetime: 15 * time.Minute, wantMax: time.Hour},
+		{name: "defaults", wantSet: "access-tokens", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 30 * time.Minute, wantMax: time.Hour},
+		{name: "set and algorithm", opts: keyringtest.Options{Set: "s", Algorithm: "EdDSA"}, wantSet: "s", wantAlg: "EdDSA", wantRotation: keyring.MaxSigningRotation, wantLifetime: 30 * time.Minute, wantMax: time.Hour},
 		{
 			name:    "set policy",
 			opts:    keyringtest.Options{SetPolicy: keyring.SetPolicy{Name: "p", Algorithm: "ES384", RotationPeriod: 30 * keyring.Day, MaxTokenLifetime: 20 * time.Minute}},
-			wantSet: "p", wantAlg: "ES384", wantRotation: 30 * keyring.Day, wantLifetime: 5 * time.Minute, wantMax: 20 * time.Minute,
+			wantSet: "p", wantAlg: "ES384", wantRotation: 30 * keyring.Day, wantLifetime: 10 * time.Minute, wantMax: 20 * time.Minute,
 		},
 		{
 			name:    "set policy and the same set name",
 			opts:    keyringtest.Options{Set: "p", SetPolicy: keyring.SetPolicy{Name: "p"}},
-			wantSet: "p", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 15 * time.Minute, wantMax: time.Hour,
+			wantSet: "p", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 30 * time.Minute, wantMax: time.Hour,
 		},
 		{name: "issuer lifetimes", opts: keyringtest.Options{DefaultLifetime: 2 * time.Minute, MaxLifetime: 10 * time.Minute}, wantSet: "access-tokens", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 2 * time.Minute, wantMax: 10 * time.Minute},
 		{name: "max lifetime under the default", opts: keyringtest.Options{MaxLifetime: 5 * time.Minute}, wantSet: "access-tokens", wantAlg: "ES256", wantRotation: keyring.MaxSigningRotation, wantLifetime: 5 * time.Minute, wantMax: 5 * time.Minute},
