@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"crypto"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,8 +51,37 @@ type KeySource interface {
 // RevocationList records revoked tokens: by jti, until the token would have
 // expired anyway, and by kid, every token of that key issued before a
 // cutoff (R4.4).
+//
+// A jti revoked until a time stays revoked until RevocationHorizon of it
+// (until + MaxLeeway): a verifier accepts a token up to its exp plus its
+// leeway, and a revoked token must not verify again in that window. Both
+// RevokeJTI and RevokeKID refuse a time outside the range
+// CheckRevocationTime accepts (ErrArgument).
 type RevocationList interface {
 	RevokeJTI(ctx context.Context, jti string, until time.Time) error
 	RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error
 	Revoked(ctx context.Context, kid, jti string, issuedAt time.Time) (bool, error)
 }
+
+// The range of times a RevocationList accepts: from the Unix epoch to the
+// end of year 9999 (what RFC 3339, JSON and every store represent).
+var (
+	MinRevocationTime = time.Unix(0, 0).UTC()
+	MaxRevocationTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// CheckRevocationTime refuses a revocation time outside
+// [MinRevocationTime, MaxRevocationTime] (the zero time included), with an
+// error wrapping ErrArgument that names the argument.
+func CheckRevocationTime(name string, t time.Time) error {
+	if t.Before(MinRevocationTime) || t.After(MaxRevocationTime) {
+		return fmt.Errorf("%w: %s %s is outside the representable range [%s, %s]", ErrArgument, name,
+			t.UTC().Format(time.RFC3339Nano), MinRevocationTime.Format(time.RFC3339), MaxRevocationTime.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// RevocationHorizon is how long a jti revoked until until stays revoked:
+// until + MaxLeeway, the latest a verifier with the largest leeway
+// accepts a token whose exp is until.
+func RevocationHorizon(until time.Time) time.Time { return until.Add(MaxLeeway) }

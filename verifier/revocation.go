@@ -160,13 +160,19 @@ func (l *MemoryRevocationList) offset(t time.Time) uint64 {
 }
 
 // RevokeJTI revokes the token with this jti until the given time (its
-// expiry: later the token is refused anyway). Revoking it again keeps the
-// later until. A past until changes nothing.
+// expiry) plus MaxLeeway (RevocationHorizon: a verifier accepts a token
+// until exp + its leeway). Revoking it again keeps the later until. An
+// until whose horizon has passed changes nothing; one outside the range
+// of CheckRevocationTime is refused.
 func (l *MemoryRevocationList) RevokeJTI(_ context.Context, jti string, until time.Time) error {
 	if jti == "" {
 		return fmt.Errorf("%w: empty jti", ErrArgument)
 	}
+	if err := CheckRevocationTime("until", until); err != nil {
+		return err
+	}
 	now := l.now()
+	until = RevocationHorizon(until)
 	if !until.After(now) {
 		return nil
 	}
@@ -316,6 +322,9 @@ func (s *jtiShard) purge(nowOff int64) {
 func (l *MemoryRevocationList) RevokeKID(_ context.Context, kid string, issuedBefore time.Time) error {
 	if kid == "" {
 		return fmt.Errorf("%w: empty kid", ErrArgument)
+	}
+	if err := CheckRevocationTime("issuedBefore", issuedBefore); err != nil {
+		return err
 	}
 	l.kidMu.Lock()
 	defer l.kidMu.Unlock()
@@ -480,6 +489,11 @@ func (l *MemoryRevocationList) Stats() RevocationStats {
 	st.Bytes = st.Slots * slotBytes
 	return st
 }
+
+// Durable reports false: the list lives as long as the process
+// (keyring.New refuses it next to a durable store unless told it is
+// unsafe).
+func (l *MemoryRevocationList) Durable() bool { return false }
 
 // String describes the list without its content.
 func (l *MemoryRevocationList) String() string {

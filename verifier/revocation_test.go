@@ -22,7 +22,10 @@ func TestMemoryRevocationListJTI(t *testing.T) {
 	if err := l.RevokeJTI(ctx, "a", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.RevokeJTI(ctx, "past", t0.Add(-time.Second)); err != nil {
+	if err := l.RevokeJTI(ctx, "past", t0.Add(-verifier.MaxLeeway)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RevokeJTI(ctx, "recent", t0.Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -33,9 +36,12 @@ func TestMemoryRevocationListJTI(t *testing.T) {
 	}{
 		{name: "revoked", at: t0, jti: "a", want: true},
 		{name: "other jti", at: t0, jti: "b", want: false},
-		{name: "until already past when revoked", at: t0, jti: "past", want: false},
+		{name: "horizon already past when revoked", at: t0, jti: "past", want: false},
+		{name: "until past but within the leeway when revoked", at: t0, jti: "recent", want: true},
 		{name: "just before until", at: t0.Add(time.Hour - time.Nanosecond), jti: "a", want: true},
-		{name: "at until", at: t0.Add(time.Hour), jti: "a", want: false},
+		{name: "at until: a verifier's leeway still accepts it", at: t0.Add(time.Hour), jti: "a", want: true},
+		{name: "at until plus the largest leeway", at: t0.Add(time.Hour + verifier.MaxLeeway - time.Second), jti: "a", want: true},
+		{name: "at the horizon", at: verifier.RevocationHorizon(t0.Add(time.Hour)), jti: "a", want: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,7 +286,7 @@ func TestMemoryRevocationListMemoryReturns(t *testing.T) {
 	peak := heapAlloc()
 	full := l.Stats()
 
-	now = t0.Add(10 * time.Minute)
+	now = verifier.RevocationHorizon(t0.Add(10 * time.Minute))
 	if got, want := l.Purge(), n/8; got != want {
 		t.Errorf("Purge at the first until = %d left, want %d", got, want)
 	}
@@ -298,7 +304,7 @@ func TestMemoryRevocationListMemoryReturns(t *testing.T) {
 		}
 	}
 
-	now = t0.Add(time.Hour)
+	now = verifier.RevocationHorizon(t0.Add(time.Hour))
 	if got := l.Purge(); got != 0 {
 		t.Errorf("Purge past every until = %d left, want 0", got)
 	}
@@ -363,7 +369,7 @@ func TestMemoryRevocationListReadersDuringRebuilds(t *testing.T) {
 				break
 			}
 		}
-		clock.Add(int64(2 * time.Minute))
+		clock.Add(int64(2*time.Minute + verifier.MaxLeeway))
 		if got := l.Purge(); got != fixed {
 			t.Errorf("round %d: Purge = %d left, want %d", r, got, fixed)
 		}
@@ -385,7 +391,7 @@ func TestMemoryRevocationListUntilRounding(t *testing.T) {
 		want  bool
 	}{
 		{name: "fractional until rounds up", now: t0, jti: "frac", until: t0.Add(time.Hour + 500*time.Millisecond), at: t0.Add(time.Hour + 999*time.Millisecond), want: true},
-		{name: "fractional until over at the next second", jti: "frac", at: t0.Add(time.Hour + time.Second), want: false},
+		{name: "fractional until over at the next second", jti: "frac", at: verifier.RevocationHorizon(t0.Add(time.Hour + time.Second)), want: false},
 		{name: "far future until held", now: t0, jti: "far", until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), at: t0.AddDate(100, 0, 0), want: true},
 		{name: "until before the list was made", now: t0.Add(-2 * time.Hour), jti: "early", until: t0.Add(-time.Hour), at: t0.Add(-90 * time.Minute), want: true},
 		{name: "early until held to the first second", jti: "early", at: t0, want: true},
@@ -432,5 +438,73 @@ func TestMemoryRevocationListStats(t *testing.T) {
 	}
 	if n := l.Len(); n != got.JTIs {
 		t.Errorf("Len() = %d, want Stats().JTIs = %d", n, got.JTIs)
+	}
+}
+
+// TestRevokedInsideLeeway revokes a token until its exp, as emergency
+// rotation and the keyring do, then verifies it inside the leeway after
+// exp, with the default and the largest leeway: it stays revoked.
+func TestRevokedInsideLeeway(t *testing.T) {
+	ctx := context.Background()
+	exp := t0.Add(10 * time.Minute) // claimsJSON's exp
+	for _, tc := range []struct {
+		name   string
+		leeway time.Duration
+	}{
+		{name: "default leeway", leeway: 0},
+		{name: "largest leeway", leeway: verifier.MaxLeeway},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, "ES256")
+			es := testSigner(t, "ES256")
+			p := basePolicy()
+			p.Leeway = tc.leeway
+			v := f.verifier(t, p)
+			tok := craft(t, es, hdr(es), claimsJSON(nil))
+			if err := f.revs.RevokeJTI(ctx, "jti-1", exp); err != nil {
+				t.Fatal(err)
+			}
+			leeway := tc.leeway
+			if leeway == 0 {
+				leeway = verifier.DefaultLeeway
+			}
+			for _, at := range []time.Time{exp, exp.Add(leeway - time.Second)} {
+				f.now = at
+				if _, err := v.Verify(ctx, tok); !errors.Is(err, verifier.ErrRevoked) {
+					t.Errorf("Verify at exp%+v = %v, want %v", at.Sub(exp), err, verifier.ErrRevoked)
+				}
+			}
+		})
+	}
+}
+
+// TestRevocationTimeRange: a revocation time outside the representable
+// range is refused with ErrArgument, never silently dropped.
+func TestRevocationTimeRange(t *testing.T) {
+	ctx := context.Background()
+	l := verifier.NewMemoryRevocationList(func() time.Time { return t0 })
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+	}{
+		{name: "zero time", at: time.Time{}},
+		{name: "before the epoch", at: time.Unix(-1, 0)},
+		{name: "after year 9999", at: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{name: "far past int64 seconds", at: time.Unix(1<<62, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := l.RevokeJTI(ctx, "j", tc.at); !errors.Is(err, verifier.ErrArgument) {
+				t.Errorf("RevokeJTI(until %v) = %v, want %v", tc.at, err, verifier.ErrArgument)
+			}
+			if err := l.RevokeKID(ctx, "k", tc.at); !errors.Is(err, verifier.ErrArgument) {
+				t.Errorf("RevokeKID(before %v) = %v, want %v", tc.at, err, verifier.ErrArgument)
+			}
+		})
+	}
+	if st := l.Stats(); st.JTIs != 0 || st.KIDPolicies != 0 {
+		t.Errorf("Stats after refused revocations = %+v, want empty", st)
+	}
+	if err := l.RevokeKID(ctx, "k", verifier.MaxRevocationTime); err != nil {
+		t.Errorf("RevokeKID(MaxRevocationTime) = %v, want nil", err)
 	}
 }
