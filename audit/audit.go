@@ -34,6 +34,10 @@ const (
 	SecretCreated    Type = "secret.created"
 	SecretRotated    Type = "secret.rotated"
 	SecretRevoked    Type = "secret.revoked"
+
+	PolicyWithdrawn    Type = "policy.withdrawn"    // a standing schedule approval withdrawn
+	RotationUnapproved Type = "rotation.unapproved" // a set due for rotation has no standing approval
+	UnsafeConfig       Type = "config.unsafe"       // a keyring started with an Unsafe option
 )
 
 // Outcome says whether the action took effect.

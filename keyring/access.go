@@ -60,6 +60,7 @@ const (
 	ActionEmergency       Action = "emergency-rotate"
 	ActionRevoke          Action = "revoke"
 	ActionApproveSchedule Action = "approve-schedule"
+	ActionWithdraw        Action = "withdraw-schedule" // withdraw a standing schedule approval
 	ActionDestroy         Action = "destroy"
 	ActionReview          Action = "review"
 	ActionRead            Action = "read"
@@ -115,6 +116,7 @@ func (r *Keyring) purposeOf(set string) Purpose {
 //	create                      issuer
 //	rotate                      issuer, system
 //	approve, approve-schedule   approver
+//	withdraw-schedule           approver
 //	activate                    deployer, system
 //	retire                      security-officer, system
 //	destroy, emergency-rotate   security-officer
@@ -128,6 +130,7 @@ var defaultRoles = map[Action][]Role{
 	ActionRotate:          {RoleIssuer, RoleSystem},
 	ActionApprove:         {RoleApprover},
 	ActionApproveSchedule: {RoleApprover},
+	ActionWithdraw:        {RoleApprover},
 	ActionActivate:        {RoleDeployer, RoleSystem},
 	ActionRetire:          {RoleSecurityOfficer, RoleSystem},
 	ActionDestroy:         {RoleSecurityOfficer},

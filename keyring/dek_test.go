@@ -398,7 +398,7 @@ func TestEncryptRefusals(t *testing.T) {
 			t.Errorf("negative cache size: got %v, want %v", err, keyring.ErrPolicy)
 		}
 	})
-	e, w := newDEKEnv(t, func(c *keyring.Config) { c.StrictOverdue = true })
+	e, w := newDEKEnv(t)
 	for _, tc := range []struct {
 		name string
 		set  string
@@ -435,7 +435,7 @@ func TestEncryptRefusals(t *testing.T) {
 		e.bootstrapSet(t, dataSet)
 		e.clock.Advance(keyring.MaxEncryptionRotation)
 		if _, err := e.ring.Encrypt(ctx(t, keyring.Principal{}), dataSet, []byte("x"), nil); !errors.Is(err, keyring.ErrOverdue) {
-			t.Errorf("Encrypt past RotateBy with StrictOverdue: got %v, want %v", err, keyring.ErrOverdue)
+			t.Errorf("Encrypt past RotateBy (strict by default): got %v, want %v", err, keyring.ErrOverdue)
 		}
 	})
 }

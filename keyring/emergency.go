@@ -348,7 +348,7 @@ func (r *Keyring) keepStandby(ctx context.Context, set string, pol SetPolicy, no
 			return err
 		}
 	}
-	approver := r.schedule[set]
+	approver := r.scheduleApprover(set)
 	_, err := r.createLocked(ctx, SystemPrincipal, set, Pending, "", func(k *Key) []audit.Event {
 		k.Standby, k.ApprovedBy, k.ApprovedAt = true, "standing:"+approver, k.CreatedAt
 		ev := r.event(audit.KeyApproved, SystemPrincipal, set, k.KID, "")

@@ -25,6 +25,8 @@ var (
 	ErrCorruptRecord    = errors.New("keyring: key record with an unknown state or purpose")
 	ErrReviewOverdue    = errors.New("keyring: break-glass key not reviewed in time")
 	ErrIncident         = errors.New("keyring: emergency rotation incomplete")
+	ErrConfig           = errors.New("keyring: configuration refused")
+	ErrNotApproved      = errors.New("keyring: rotation due without a standing approval")
 
 	// Envelope encryption (Encrypt, Decrypt, Rewrap).
 	ErrCiphertext         = errors.New("keyring: malformed ciphertext")

@@ -125,9 +125,10 @@ func (k Key) String() string {
 func (k Key) GoString() string { return k.String() }
 
 // graceEnded reports whether k is Retiring and its grace window is over at
-// now: from then on it neither verifies, nor decrypts, nor is read.
+// now: from then on it neither verifies, nor is read. A rotated data key
+// has no such end: it decrypts until it is retired by hand (Retire).
 func (k *Key) graceEnded(now time.Time) bool {
-	return k.State == Retiring && !now.Before(k.GraceUntil)
+	return k.State == Retiring && k.Purpose != Encryption && !now.Before(k.GraceUntil)
 }
 
 // approved reports whether k carries an approval by a second principal

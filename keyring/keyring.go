@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +21,12 @@ import (
 
 // Config assembles a Keyring.
 type Config struct {
-	// Store keeps key records; default an empty MemStore.
+	// Store keeps key records and standing approvals; default an empty
+	// MemStore. With a durable store (filestore, pgstore), New refuses
+	// parts that would not survive a restart: an in-memory revocation
+	// list (unless UnsafeEphemeralRevocations), and providers or key
+	// wrappers under a key-encryption key that dies with the process
+	// (the defaults).
 	Store KeyStore
 	// Providers are the key backends by name ("local", "awskms", ...).
 	// Default: {"local": a LocalProvider under an ephemeral AES key}.
@@ -31,9 +38,16 @@ type Config struct {
 	Audit audit.Sink
 	// Revocations is where emergency rotation records revoked kids and
 	// jtis, and what the Keyring answers as a verifier.RevocationList.
-	// Default: an in-memory list (one process); replicas share one
-	// (pgstore).
+	// Default: the store's own durable list when it keeps one
+	// (RevocationStore: filestore), an in-memory list next to a MemStore;
+	// replicas share one (pgstore's RevocationCache). A durable store
+	// with neither is refused.
 	Revocations verifier.RevocationList
+	// UnsafeEphemeralRevocations accepts a revocation list that forgets
+	// everything at a restart (verifier.MemoryRevocationList) next to a
+	// durable store: revoked tokens verify again after a restart. It is
+	// audited when the keyring starts.
+	UnsafeEphemeralRevocations bool
 	// Sets are the key sets and their policies. At least one.
 	Sets []SetPolicy
 	// Authorizer decides who may do what; default RoleAuthorizer.
@@ -57,8 +71,12 @@ type Config struct {
 	TickLease func(ctx context.Context) (release func(), ok bool, err error)
 	// OnOverdue is called by Tick for each key past its RotateBy.
 	OnOverdue func(ctx context.Context, k Key)
-	// StrictOverdue refuses to sign with a key past its RotateBy.
-	StrictOverdue bool
+	// UnsafeAllowOverdue lets a signing key past its RotateBy go on
+	// signing, and a data key past it go on encrypting. By default they
+	// refuse (ErrOverdue; data still decrypts): the deadline of R3.1 and
+	// R3.2 holds. It is audited when the keyring starts and shown in
+	// Report.
+	UnsafeAllowOverdue bool
 	// Wrappers seal data-encryption keys and secret values, by backend
 	// name (SetPolicy.Backend of Encryption sets, SecretPolicy.Backend).
 	// Default: {"local": an ephemeral AES-256-GCM wrapper}.
@@ -95,7 +113,7 @@ type Keyring struct {
 	interval    time.Duration
 	onTickErr   func(error)
 	lease       func(context.Context) (func(), bool, error)
-	strictOver  bool
+	unsafeOver  bool
 	wrappers    map[string]signer.KeyWrapper
 	deks        *dekCache
 	secrets     map[string]SecretPolicy
@@ -107,12 +125,15 @@ type Keyring struct {
 	signersMu sync.Mutex
 	signers   map[string]*guardedSigner // opened signers by kid
 	frozen    map[string]bool           // kids frozen by emergency rotation
-	schedule  map[string]string         // set -> principal that approved its rotation schedule
+	// unapproved is when Tick last reported, per set, a rotation due
+	// without a standing approval; under mu.
+	unapproved map[string]time.Time
 }
 
 type snapshot struct {
-	keys   map[string]*Key // every key by kid
-	active map[string]*Key // set -> the Active key
+	keys      map[string]*Key     // every key by kid
+	active    map[string]*Key     // set -> the Active key
+	approvals map[string]Approval // standing approvals by ApprovalID
 }
 
 // New builds a Keyring and loads the store's keys.
@@ -120,8 +141,21 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = audit.NewRecorder()
 	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemStore()
+	}
+	durable := isDurable(cfg.Store)
 	if cfg.Revocations == nil {
-		cfg.Revocations = verifier.NewMemoryRevocationList(cfg.Now)
+		if rs, ok := cfg.Store.(RevocationStore); ok && durable {
+			cfg.Revocations = rs.RevocationList()
+		} else if !durable {
+			cfg.Revocations = verifier.NewMemoryRevocationList(cfg.Now)
+		} else {
+			return nil, fmt.Errorf("%w: Config.Revocations: the store %v is durable and keeps no revocation list; give a durable list (pgstore: store.RevocationCache)", ErrConfig, cfg.Store)
+		}
+	}
+	if durable && !isDurable(cfg.Revocations) && !cfg.UnsafeEphemeralRevocations {
+		return nil, fmt.Errorf("%w: Config.Revocations: %v forgets every revocation at a restart while the store %v keeps the keys; use the store's durable list (leave Revocations nil with filestore; pgstore: store.RevocationCache), or set UnsafeEphemeralRevocations", ErrConfig, cfg.Revocations, cfg.Store)
 	}
 	if cfg.TickInterval == 0 {
 		cfg.TickInterval = DefaultTickInterval
@@ -146,15 +180,12 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 		interval:    cfg.TickInterval,
 		onTickErr:   cfg.OnTickError,
 		lease:       cfg.TickLease,
-		strictOver:  cfg.StrictOverdue,
+		unsafeOver:  cfg.UnsafeAllowOverdue,
 		signers:     make(map[string]*guardedSigner),
 		frozen:      make(map[string]bool),
-		schedule:    make(map[string]string),
+		unapproved:  make(map[string]time.Time),
 		wrappers:    cfg.Wrappers,
 		secretHooks: cfg.SecretHooks,
-	}
-	if r.store == nil {
-		r.store = NewMemStore()
 	}
 	if r.providers == nil {
 		lp, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
@@ -165,6 +196,11 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	}
 	if r.wrappers == nil {
 		r.wrappers = map[string]signer.KeyWrapper{DefaultBackend: signer.NewEphemeralWrapper()}
+	}
+	if durable {
+		if err := checkWrapping(cfg.Store, r.providers, r.wrappers); err != nil {
+			return nil, err
+		}
 	}
 	if r.authz == nil {
 		r.authz = RoleAuthorizer{}
@@ -200,7 +236,51 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if err := r.Refresh(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.auditUnsafe(ctx, cfg); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// checkWrapping refuses, next to a durable store, a provider or key
+// wrapper whose key-encryption key dies with the process: after a restart
+// the stored keys would no longer unwrap.
+func checkWrapping(store KeyStore, providers map[string]signer.Provider, wrappers map[string]signer.KeyWrapper) error {
+	for _, name := range slices.Sorted(maps.Keys(providers)) {
+		if !isDurable(providers[name]) {
+			return fmt.Errorf("%w: Config.Providers[%q] wraps keys under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; give signer.NewLocalProvider(w) with w from signer.NewAESWrapper(a 32-byte key from your secret store), or a KMS provider", ErrConfig, name, store)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(wrappers)) {
+		if !isDurable(wrappers[name]) {
+			return fmt.Errorf("%w: Config.Wrappers[%q] wraps data keys and secrets under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; give signer.NewAESWrapper(a 32-byte key from your secret store) or a KMS key wrapper", ErrConfig, name, store)
+		}
+	}
+	return nil
+}
+
+// auditUnsafe records, when the keyring starts, each Unsafe option it
+// runs with.
+func (r *Keyring) auditUnsafe(ctx context.Context, cfg Config) error {
+	for _, o := range []struct {
+		name string
+		on   bool
+		why  string
+	}{
+		{"UnsafeAllowOverdue", cfg.UnsafeAllowOverdue, "keys past their rotation date keep signing and encrypting"},
+		{"UnsafeEphemeralRevocations", cfg.UnsafeEphemeralRevocations && !isDurable(cfg.Revocations), "revocations are lost at a restart"},
+	} {
+		if !o.on {
+			continue
+		}
+		ev := r.event(audit.UnsafeConfig, SystemPrincipal, "", "", "")
+		ev.Reason = o.why
+		ev.Details = map[string]string{"option": o.name}
+		if err := r.emit(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DefaultTickInterval is how often Run ticks when Config.TickInterval is
@@ -247,7 +327,14 @@ func (r *Keyring) refreshLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("keyring: load keys: %w", err)
 	}
-	s := &snapshot{keys: make(map[string]*Key, len(keys)), active: make(map[string]*Key)}
+	approvals, err := r.store.Approvals(ctx)
+	if err != nil {
+		return fmt.Errorf("keyring: load approvals: %w", err)
+	}
+	s := &snapshot{keys: make(map[string]*Key, len(keys)), active: make(map[string]*Key), approvals: make(map[string]Approval, len(approvals))}
+	for _, a := range approvals {
+		s.approvals[ApprovalID(a.Kind, a.Subject)] = a
+	}
 	for i := range keys {
 		k := &keys[i]
 		s.keys[k.KID] = k
@@ -422,7 +509,7 @@ func (r *Keyring) Signer(ctx context.Context, set string) (signer.Signer, error)
 }
 
 // activeKey returns the Active key of a set of the given purpose, refusing
-// an overdue one in strict mode.
+// one past its RotateBy unless Config.UnsafeAllowOverdue.
 func (r *Keyring) activeKey(set string, purpose Purpose) (*Key, error) {
 	p, ok := r.sets[set]
 	if !ok {
@@ -438,7 +525,7 @@ func (r *Keyring) activeKey(set string, purpose Purpose) (*Key, error) {
 	if purpose == Encryption && r.isFrozen(k.KID) {
 		return nil, fmt.Errorf("%w: %s", ErrFrozen, k.KID)
 	}
-	if r.strictOver && !r.now().Before(k.RotateBy) {
+	if !r.unsafeOver && !r.now().Before(k.RotateBy) {
 		return nil, fmt.Errorf("%w: %s was due for rotation on %s", ErrOverdue, k.KID, k.RotateBy.UTC().Format(time.RFC3339))
 	}
 	return k, nil

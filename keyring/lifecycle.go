@@ -292,7 +292,7 @@ func (r *Keyring) rotateLocked(ctx context.Context, p Principal, set string) (Ke
 	}
 	return r.createLocked(ctx, p, set, Pending, "", func(k *Key) []audit.Event {
 		k.ActivateAt = k.CreatedAt.Add(pol.PrePublication)
-		if approver := r.schedule[set]; approver != "" && p.Has(RoleSystem) {
+		if approver := r.scheduleApprover(set); approver != "" && p.Has(RoleSystem) {
 			k.ApprovedBy, k.ApprovedAt = "standing:"+approver, k.CreatedAt
 		}
 		ev := r.event(audit.KeyRotated, p, set, k.KID, "")
@@ -312,44 +312,29 @@ func (r *Keyring) successor(set string) *Key {
 	return nil
 }
 
-// ApproveSchedule records the calling approver's standing approval of the
-// set's scheduled rotation: keys that Tick creates for it are activated
-// without a further approval. The approval is audited (who, when). Needs
-// the approver role. The approval lives in this Keyring; every replica
-// that runs the scheduler needs it.
-func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
-	p, err := r.principalFor(ctx, ActionApproveSchedule, set, "")
-	if err != nil {
-		return err
-	}
-	pol, err := r.Policy(set)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ev := r.event(audit.PolicyApproved, p, set, "", "")
-	ev.Details = map[string]string{
-		"rotation_period": pol.RotationPeriod.String(), "pre_publication": pol.PrePublication.String(),
-		"grace": pol.Grace.String(), "algorithm": pol.Algorithm, "backend": pol.Backend,
-	}
-	if err := r.emit(ctx, ev); err != nil {
-		return err
-	}
-	r.schedule[set] = p.ID
-	return nil
-}
-
 // Retire ends a key's life now: Retiring → Retired (grace cut short) or
 // Pending → Retired (R3.4 step 4). Its tokens are rejected from then on
 // and it leaves the JWKS. An Active key cannot be retired: rotate first.
-// Needs the security-officer role.
+// A rotated data key decrypts until it is retired, never on a schedule:
+// its retirement needs an approver's ApproveRetire (the host rewrapped
+// its data) and a second principal to call Retire. Needs the
+// security-officer role.
 func (r *Keyring) Retire(ctx context.Context, kid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionRetire, kid)
 	if err != nil {
 		return err
+	}
+	if k.Purpose == Encryption && k.State == Retiring {
+		a, ok := r.snap.Load().approval(RetireApproval, kid)
+		switch {
+		case !ok:
+			return r.denied(ctx, p, ActionRetire, k.Set, kid, fmt.Errorf("%w: data key %s still decrypts; rewrap its data, then an approver calls ApproveRetire", ErrApprovalRequired, kid))
+		case a.By == p.ID:
+			return r.denied(ctx, p, ActionRetire, k.Set, kid, fmt.Errorf("%w: %s approved the retirement of %s and cannot also retire it", ErrSelfApproval, p.ID, kid))
+		}
+		return r.retireLocked(ctx, p, k, "data rewrapped; retirement approved by "+a.By)
 	}
 	return r.retireLocked(ctx, p, k, "")
 }
@@ -406,14 +391,17 @@ type Destroyer interface {
 }
 
 // Tick performs the transitions that are due, as SystemPrincipal:
-// retiring keys whose grace is over become Retired; scheduled successors
-// whose pre-publication is over (and that are approved) become Active;
-// an Active key due for rotation gets a successor, and a signing set
-// without a standby key (or whose standby is due for rotation) a new one
-// (both if an approver gave the set a standing schedule approval); a key
-// past its RotateBy is reported (audit event and OnOverdue), and so is a
-// break-glass key unreviewed past its set's ReviewWithin (audit event and
-// ErrReviewOverdue); secrets are ticked as TickSecrets does.
+// retiring signing keys whose grace is over become Retired (rotated data
+// keys never do: see Retire); scheduled successors whose pre-publication
+// is over (and that are approved) become Active; an Active key due for
+// rotation gets a successor, and a signing set without a standby key (or
+// whose standby is due for rotation) a new one, if an approver gave the
+// set a standing schedule approval (ApproveSchedule); without one, a due
+// rotation is reported, at most once a day, by an audit event and an
+// error wrapping ErrNotApproved; a key past its RotateBy is reported
+// (audit event and OnOverdue), and so is a break-glass key unreviewed
+// past its set's ReviewWithin (audit event and ErrReviewOverdue); secrets
+// are ticked as TickSecrets does.
 // Ticks never overlap. It returns every failure, joined; one set's failure
 // does not stop the others.
 func (r *Keyring) Tick(ctx context.Context) error {
@@ -447,11 +435,14 @@ func (r *Keyring) Tick(ctx context.Context) error {
 		if active == nil {
 			continue
 		}
-		if pol.standby() && r.schedule[set] != "" {
+		approved := r.scheduleApprover(set) != ""
+		if pol.standby() && approved {
 			errs = append(errs, r.keepStandby(ctx, set, pol, now))
 		}
-		if !now.Before(pol.rotationDue(*active)) && r.successor(set) == nil && r.schedule[set] != "" {
-			if _, err := r.rotateLocked(ctx, p, set); err != nil {
+		if !now.Before(pol.rotationDue(*active)) && r.successor(set) == nil {
+			if !approved {
+				errs = append(errs, r.unapprovedLocked(ctx, *active, now))
+			} else if _, err := r.rotateLocked(ctx, p, set); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -472,6 +463,25 @@ func (r *Keyring) snapshotKeys(set string) []Key {
 	}
 	SortKeys(out)
 	return out
+}
+
+// unapprovedLocked reports, at most once a day per set, that the set's
+// Active key k is due for rotation and no standing approval lets Tick
+// rotate it; r.mu is held.
+func (r *Keyring) unapprovedLocked(ctx context.Context, k Key, now time.Time) error {
+	if last, ok := r.unapproved[k.Set]; ok && now.Sub(last) < Day {
+		return nil
+	}
+	err := fmt.Errorf("%w: set %q: %s was due for rotation at %s; an approver calls ApproveSchedule, or someone rotates it, before its deadline %s",
+		ErrNotApproved, k.Set, k.KID, r.sets[k.Set].rotationDue(k).UTC().Format(time.RFC3339), k.RotateBy.UTC().Format(time.RFC3339))
+	ev := r.event(audit.RotationUnapproved, SystemPrincipal, k.Set, k.KID, "")
+	ev.Outcome, ev.Reason = audit.Failure, err.Error()
+	ev.Details = map[string]string{"rotate_by": k.RotateBy.Format(time.RFC3339)}
+	if aerr := r.emit(ctx, ev); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	r.unapproved[k.Set] = now
+	return err
 }
 
 func (r *Keyring) overdue(ctx context.Context, k Key, now time.Time) error {

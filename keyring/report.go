@@ -22,12 +22,28 @@ type KeyReport struct {
 	Incident      string // the incident that compromised or created it
 	ReviewPending bool   // a break-glass key no second principal has reviewed (Review)
 	NeedsRewrap   bool   // a Retiring or Compromised data key: its ciphertexts still need Rewrap
+
+	// ScheduleApprovedBy and ScheduleApprovedAt: the standing approval of
+	// the set's scheduled rotation under its current policy (empty: Tick
+	// does not rotate the set on its own).
+	ScheduleApprovedBy string
+	ScheduleApprovedAt time.Time
+	// UnsafeAllowOverdue: the keyring runs with Config.UnsafeAllowOverdue:
+	// past its RotateBy, this key would still sign or encrypt.
+	UnsafeAllowOverdue bool
+	// RewrapPendingSince: for a rotated data key (decrypt-only, never
+	// retired on a schedule), when it stopped encrypting: its data waits to
+	// be rewrapped (Rewrap) before an approved Retire. RetireApprovedBy:
+	// who approved that retirement (ApproveRetire).
+	RewrapPendingSince time.Time
+	RetireApprovedBy   string
 }
 
 // Report lists every key with its owner, age, target rotation date, state
-// and how many days it is overdue, and flags what an incident left to do:
-// break-glass keys awaiting Review, data keys whose ciphertexts still need
-// Rewrap. For a host to render. Needs a principal allowed to read every
+// and how many days it is overdue, its set's standing schedule approval,
+// and flags what is left to do: break-glass keys awaiting Review, data
+// keys whose ciphertexts still need Rewrap (since when, for a rotated
+// one). For a host to render. Needs a principal allowed to read every
 // set.
 func (r *Keyring) Report(ctx context.Context) ([]KeyReport, error) {
 	keys, err := r.Keys(ctx, Filter{})
@@ -45,6 +61,17 @@ func (r *Keyring) Report(ctx context.Context) ([]KeyReport, error) {
 		}
 		if (k.State == Active || k.State == Pending) && now.After(k.RotateBy) {
 			kr.DaysOverdue = int(now.Sub(k.RotateBy) / Day)
+		}
+		if by := r.scheduleApprover(k.Set); by != "" {
+			a, _ := r.snap.Load().approval(ScheduleApproval, k.Set)
+			kr.ScheduleApprovedBy, kr.ScheduleApprovedAt = by, a.At
+		}
+		kr.UnsafeAllowOverdue = r.unsafeOver
+		if k.Purpose == Encryption && k.State == Retiring {
+			kr.RewrapPendingSince = k.RetiringAt
+			if a, ok := r.snap.Load().approval(RetireApproval, k.KID); ok {
+				kr.RetireApprovedBy = a.By
+			}
 		}
 		out = append(out, kr)
 	}

@@ -108,7 +108,6 @@ func TestOverdueWhenBackendFails(t *testing.T) {
 	e := newEnv(t, func(c *keyring.Config) {
 		c.Providers = map[string]signer.Provider{"local": prov}
 		c.OnOverdue = func(_ context.Context, k keyring.Key) { overdue = append(overdue, k.KID) }
-		c.StrictOverdue = true
 	})
 	k := e.bootstrap(t)
 	if err := e.ring.ApproveSchedule(ctx(t, bob), set); err != nil {

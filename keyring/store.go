@@ -6,6 +6,8 @@ import (
 	"maps"
 	"sort"
 	"sync"
+
+	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // KeyStore keeps key records. The keyring calls only these methods;
@@ -17,12 +19,37 @@ import (
 // wrapping ErrCorruptRecord, see CheckRecord). Update replaces a record if its stored
 // Version equals expectVersion, storing k with Version expectVersion+1;
 // otherwise ErrConflict (ErrNotFound if there is none). An update either
-// completes or leaves the record as it was.
+// completes or leaves the record as it was. A store also keeps the
+// standing approvals (ApprovalStore), as durably as the keys.
 type KeyStore interface {
 	Get(ctx context.Context, kid string) (Key, error)
 	List(ctx context.Context, f Filter) ([]Key, error)
 	Put(ctx context.Context, k Key) error
 	Update(ctx context.Context, k Key, expectVersion int64) error
+	ApprovalStore
+}
+
+// Durable is implemented by the parts a Keyring is built from (stores,
+// revocation lists, signing providers, key wrappers) to say whether what
+// they keep or wrap outlives this process. New treats a part that does not
+// implement it as durable, and refuses a durable store next to a part that
+// is not: a restart would lose revocations, or leave keys that no longer
+// unwrap.
+type Durable interface {
+	Durable() bool
+}
+
+// isDurable reports whether v keeps what it holds beyond this process.
+func isDurable(v any) bool {
+	d, ok := v.(Durable)
+	return !ok || d.Durable()
+}
+
+// RevocationStore is implemented by a durable KeyStore that also keeps a
+// durable revocation list (filestore): New uses it when Config.Revocations
+// is nil.
+type RevocationStore interface {
+	RevocationList() verifier.RevocationList
 }
 
 // Filter selects keys in List; zero fields match everything. List returns
@@ -60,12 +87,58 @@ func SortKeys(keys []Key) {
 
 // MemStore is an in-memory KeyStore, safe for concurrent use.
 type MemStore struct {
-	mu   sync.RWMutex
-	keys map[string]Key
+	mu        sync.RWMutex
+	keys      map[string]Key
+	approvals map[string]Approval
 }
 
 // NewMemStore returns an empty in-memory store.
-func NewMemStore() *MemStore { return &MemStore{keys: make(map[string]Key)} }
+func NewMemStore() *MemStore {
+	return &MemStore{keys: make(map[string]Key), approvals: make(map[string]Approval)}
+}
+
+// Durable reports false: a MemStore lives as long as the process.
+func (m *MemStore) Durable() bool { return false }
+
+// PutApproval stores a, replacing any approval of the same kind and
+// subject.
+func (m *MemStore) PutApproval(ctx context.Context, a Approval) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := CheckApproval(a); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.approvals[ApprovalID(a.Kind, a.Subject)] = a
+	return nil
+}
+
+// DeleteApproval removes the approval of kind for subject.
+func (m *MemStore) DeleteApproval(ctx context.Context, kind ApprovalKind, subject string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := ApprovalID(kind, subject)
+	if _, ok := m.approvals[id]; !ok {
+		return fmt.Errorf("%w: no %s approval for %q", ErrNotFound, kind, subject)
+	}
+	delete(m.approvals, id)
+	return nil
+}
+
+// Approvals lists the standing approvals.
+func (m *MemStore) Approvals(ctx context.Context) ([]Approval, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return ListApprovals(m.approvals), nil
+}
 
 // Get returns the key named kid.
 func (m *MemStore) Get(ctx context.Context, kid string) (Key, error) {

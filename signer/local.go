@@ -38,6 +38,14 @@ func NewLocalProvider(w KeyWrapper) (*LocalProvider, error) {
 	return &LocalProvider{wrapper: w}, nil
 }
 
+// Durable reports whether the keys this provider wraps outlive the
+// process: false under NewEphemeralWrapper (keyring.New refuses it next to
+// a durable store).
+func (p *LocalProvider) Durable() bool {
+	d, ok := p.wrapper.(interface{ Durable() bool })
+	return !ok || d.Durable()
+}
+
 func localAAD(kid, alg string) []byte {
 	return []byte("tokenkms local key v1\x00" + alg + "\x00" + kid)
 }

@@ -37,7 +37,8 @@ func NewAESWrapper(kek []byte) (KeyWrapper, error) {
 
 // NewEphemeralWrapper returns an AES-256-GCM KeyWrapper under a random KEK
 // that lives only in this process: what it wraps cannot be unwrapped after
-// the process ends. For tests and the in-memory quickstart.
+// the process ends. For tests and the in-memory quickstart; its Durable
+// method reports false, and keyring.New refuses it next to a durable store.
 func NewEphemeralWrapper() KeyWrapper {
 	kek := make([]byte, 32)
 	rand.Read(kek)
@@ -45,8 +46,17 @@ func NewEphemeralWrapper() KeyWrapper {
 	if err != nil {
 		panic(err) // unreachable: the key has the right size
 	}
-	return w
+	return ephemeralWrapper{w.(*aesWrapper)}
 }
+
+// ephemeralWrapper is an aesWrapper whose KEK dies with the process.
+type ephemeralWrapper struct{ *aesWrapper }
+
+// Durable reports false: nothing it wraps survives the process.
+func (ephemeralWrapper) Durable() bool { return false }
+
+// String never shows the key.
+func (ephemeralWrapper) String() string { return "signer.EphemeralWrapper(AES-256-GCM)" }
 
 func (w *aesWrapper) Wrap(_ context.Context, plaintext, aad []byte) ([]byte, error) {
 	ns := w.aead.NonceSize()

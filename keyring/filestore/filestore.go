@@ -17,19 +17,31 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/keyring"
+	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // FormatVersion is the version of the file format this package writes.
-// Open refuses files with a higher version.
-const FormatVersion = 1
+// Open refuses files with a higher version. Version 2 added the standing
+// approvals; version 1 files are read as having none.
+const FormatVersion = 2
 
 // maxFileSize bounds the store file Open reads.
 const maxFileSize = 64 << 20
 
 // fileState is the JSON document.
 type fileState struct {
-	Format int         `json:"format"`
-	Keys   []keyRecord `json:"keys"`
+	Format    int              `json:"format"`
+	Keys      []keyRecord      `json:"keys"`
+	Approvals []approvalRecord `json:"approvals,omitempty"`
+}
+
+// approvalRecord is the JSON form of a keyring.Approval.
+type approvalRecord struct {
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Terms   string    `json:"terms,omitempty"`
 }
 
 // keyRecord is the JSON form of a keyring.Key.
@@ -110,19 +122,33 @@ func (r keyRecord) key() (keyring.Key, error) {
 	return k, nil
 }
 
-// Store is a keyring.KeyStore and keyring.BatchUpdater kept in one file.
+// Store is a keyring.KeyStore and keyring.BatchUpdater kept in one file,
+// with its durable revocation list (Revocations) beside it.
 type Store struct {
 	path string
 	lock *os.File
+	now  func() time.Time
+	revs *Revocations
 
-	mu     sync.RWMutex
-	keys   map[string]keyring.Key
-	closed bool
+	mu        sync.RWMutex
+	keys      map[string]keyring.Key
+	approvals map[string]keyring.Approval
+	closed    bool
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock of the revocation list (default time.Now): a
+// jti is revoked while now is before its until plus verifier.MaxLeeway.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
 }
 
 // Open opens the store at path, creating it (mode 0600, empty) if it does
-// not exist. The directory must exist.
-func Open(path string) (*Store, error) {
+// not exist, and its revocation journal path+".revoked" (Revocations).
+// The directory must exist.
+func Open(path string, opts ...Option) (*Store, error) {
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("filestore: open lock file: %w", err)
@@ -134,19 +160,29 @@ func Open(path string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("filestore: lock: %w", err)
 	}
-	s := &Store{path: path, lock: lock, keys: make(map[string]keyring.Key)}
-	s.removeTemps()
+	s := &Store{path: path, lock: lock, now: time.Now, keys: make(map[string]keyring.Key), approvals: make(map[string]keyring.Approval)}
+	for _, o := range opts {
+		o(s)
+	}
+	removeTemps(path)
+	removeTemps(path + revocationSuffix)
 	if err := s.load(); err != nil {
 		lock.Close()
 		return nil, err
 	}
+	revs, err := openRevocations(path+revocationSuffix, s.now)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s.revs = revs
 	return s, nil
 }
 
-// removeTemps deletes temporary files left by a writer that died before
-// its rename; the lock is held, so no writer is running.
-func (s *Store) removeTemps() {
-	dir, base := filepath.Split(s.path)
+// removeTemps deletes temporary files of path left by a writer that died
+// before its rename; the lock is held, so no writer is running.
+func removeTemps(path string) {
+	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
@@ -159,26 +195,43 @@ func (s *Store) removeTemps() {
 	}
 }
 
-// load reads the file into s.keys, or creates an empty one.
-func (s *Store) load() error {
-	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s.write(s.keys)
-	}
+// openPrivate opens one of the store's files (the key file, the
+// revocation journal) with flag, never through a symbolic link, creating
+// it with mode 0600 when flag says so, and refuses anything but a regular
+// file that only its owner may read or write. A missing file gives an
+// error wrapping fs.ErrNotExist.
+func openPrivate(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("filestore: open: %w", err)
+		return nil, fmt.Errorf("filestore: open: %w", err)
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("filestore: stat: %w", err)
+		f.Close()
+		return nil, fmt.Errorf("filestore: stat: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrPermissions, s.path)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrPermissions, path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %#o", ErrPermissions, s.path, perm)
+		f.Close()
+		return nil, fmt.Errorf("%w: %s has mode %#o", ErrPermissions, path, perm)
 	}
+	return f, nil
+}
+
+// load reads the file into s.keys and s.approvals, or creates an empty
+// one.
+func (s *Store) load() error {
+	f, err := openPrivate(s.path, os.O_RDONLY)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.write(s.keys, s.approvals)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return fmt.Errorf("filestore: read: %w", err)
@@ -214,12 +267,18 @@ func (s *Store) load() error {
 		}
 		s.keys[k.KID] = k
 	}
+	for _, r := range st.Approvals {
+		a := keyring.Approval{Kind: keyring.ApprovalKind(r.Kind), Subject: r.Subject, By: r.By, At: r.At, Terms: r.Terms}
+		if err := keyring.CheckApproval(a); err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
+		s.approvals[keyring.ApprovalID(a.Kind, a.Subject)] = a
+	}
 	return nil
 }
 
-// write stores keys atomically: temporary file, sync, rename, directory
-// sync.
-func (s *Store) write(keys map[string]keyring.Key) error {
+// write stores keys and approvals atomically (writeAtomic).
+func (s *Store) write(keys map[string]keyring.Key, approvals map[string]keyring.Approval) error {
 	list := make([]keyring.Key, 0, len(keys))
 	for _, k := range keys {
 		list = append(list, k)
@@ -233,11 +292,21 @@ func (s *Store) write(keys map[string]keyring.Key) error {
 		}
 		st.Keys[i] = r
 	}
+	for _, a := range keyring.ListApprovals(approvals) {
+		st.Approvals = append(st.Approvals, approvalRecord{Kind: string(a.Kind), Subject: a.Subject, By: a.By, At: a.At.UTC(), Terms: a.Terms})
+	}
 	b, err := json.MarshalIndent(st, "", "\t")
 	if err != nil {
 		return fmt.Errorf("filestore: encode: %w", err)
 	}
-	dir, base := filepath.Split(s.path)
+	return writeAtomic(s.path, append(b, '\n'))
+}
+
+// writeAtomic replaces the file at path with b: temporary file (mode
+// 0600), sync, rename, directory sync. A crash leaves the old content or
+// the new, never a mix.
+func writeAtomic(path string, b []byte) error {
+	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
@@ -255,7 +324,7 @@ func (s *Store) write(keys map[string]keyring.Key) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("filestore: chmod: %w", err)
 	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		return fmt.Errorf("filestore: write: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -264,7 +333,7 @@ func (s *Store) write(keys map[string]keyring.Key) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("filestore: close: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("filestore: rename: %w", err)
 	}
 	done = true
@@ -279,7 +348,9 @@ func (s *Store) write(keys map[string]keyring.Key) error {
 	return nil
 }
 
-// Close releases the process lock. The store refuses further calls.
+// Close closes the revocation journal and releases the process lock. The
+// store refuses further calls; its revocation list refuses further
+// revocations and still answers lookups from memory.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -287,8 +358,20 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	return s.lock.Close()
+	return errors.Join(s.revs.close(), s.lock.Close())
 }
+
+// Durable reports true: the store keeps its keys, approvals and
+// revocations in files.
+func (s *Store) Durable() bool { return true }
+
+// Revocations returns the store's durable revocation list.
+func (s *Store) Revocations() *Revocations { return s.revs }
+
+// RevocationList returns Revocations as a verifier.RevocationList: the
+// list keyring.New uses with this store when Config.Revocations is nil
+// (keyring.RevocationStore).
+func (s *Store) RevocationList() verifier.RevocationList { return s.revs }
 
 // Get returns the key named kid.
 func (s *Store) Get(ctx context.Context, kid string) (keyring.Key, error) {
@@ -369,11 +452,72 @@ func (s *Store) UpdateBatch(ctx context.Context, updates []keyring.KeyUpdate) er
 
 // commit writes next and, once it is durable, makes it the state.
 func (s *Store) commit(next map[string]keyring.Key) error {
-	if err := s.write(next); err != nil {
+	if err := s.write(next, s.approvals); err != nil {
 		return err
 	}
 	s.keys = next
 	return nil
+}
+
+// commitApprovals writes next and, once it is durable, makes it the
+// approvals.
+func (s *Store) commitApprovals(next map[string]keyring.Approval) error {
+	if err := s.write(s.keys, next); err != nil {
+		return err
+	}
+	s.approvals = next
+	return nil
+}
+
+// PutApproval stores a standing approval, replacing any of the same kind
+// and subject.
+func (s *Store) PutApproval(ctx context.Context, a keyring.Approval) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := keyring.CheckApproval(a); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	next := maps.Clone(s.approvals)
+	next[keyring.ApprovalID(a.Kind, a.Subject)] = a
+	return s.commitApprovals(next)
+}
+
+// DeleteApproval removes the approval of kind for subject.
+func (s *Store) DeleteApproval(ctx context.Context, kind keyring.ApprovalKind, subject string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	id := keyring.ApprovalID(kind, subject)
+	if _, ok := s.approvals[id]; !ok {
+		return fmt.Errorf("%w: no %s approval for %q", keyring.ErrNotFound, kind, subject)
+	}
+	next := maps.Clone(s.approvals)
+	delete(next, id)
+	return s.commitApprovals(next)
+}
+
+// Approvals lists the standing approvals by kind, then subject.
+func (s *Store) Approvals(ctx context.Context) ([]keyring.Approval, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	return keyring.ListApprovals(s.approvals), nil
 }
 
 // String names the store without its content.

@@ -323,7 +323,7 @@ func (c *RevocationCache) read(ctx context.Context) (*verifier.MemoryRevocationL
 	}
 	// Rows are merged into the log as they are read: a row is a committed
 	// revocation, so merging it is right even if the reload fails later.
-	if err := load(`SELECT jti, until FROM tokenkms_revoked_jti WHERE until > $1`, []any{c.store.now().UTC()},
+	if err := load(`SELECT jti, until FROM tokenkms_revoked_jti WHERE until > $1`, []any{c.store.horizonStart()},
 		func(jti string, until time.Time) error { return c.merge(ctx, revWrite{jti: jti, t: until}, list) }); err != nil {
 		return nil, err
 	}

@@ -243,13 +243,18 @@ func writeError(op, kid string, err error) error {
 	return fmt.Errorf("pgstore: %s %s: %w", op, kid, err)
 }
 
-// RevokeJTI revokes the token with this jti until the given time; a
-// second call keeps the later until, a past until changes nothing.
+// RevokeJTI revokes the token with this jti until the given time, plus
+// MaxLeeway (verifier.RevocationHorizon); a second call keeps the later
+// until, an until whose horizon has passed changes nothing, one out of
+// range is refused (verifier.CheckRevocationTime).
 func (s *Store) RevokeJTI(ctx context.Context, jti string, until time.Time) error {
 	if jti == "" {
 		return fmt.Errorf("%w: empty jti", verifier.ErrArgument)
 	}
-	if !until.After(s.now()) {
+	if err := verifier.CheckRevocationTime("until", until); err != nil {
+		return err
+	}
+	if !verifier.RevocationHorizon(until).After(s.now()) {
 		return nil
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO tokenkms_revoked_jti (jti, until) VALUES ($1, $2)
@@ -294,6 +299,9 @@ func (s *Store) RevokeKID(ctx context.Context, kid string, issuedBefore time.Tim
 	if kid == "" {
 		return fmt.Errorf("%w: empty kid", verifier.ErrArgument)
 	}
+	if err := verifier.CheckRevocationTime("issuedBefore", issuedBefore); err != nil {
+		return err
+	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO tokenkms_revoked_kid (kid, issued_before) VALUES ($1, $2)
 		ON CONFLICT (kid) DO UPDATE SET issued_before = greatest(tokenkms_revoked_kid.issued_before, excluded.issued_before)`,
 		kid, issuedBefore.UTC()); err != nil {
@@ -310,17 +318,23 @@ func (s *Store) Revoked(ctx context.Context, kid, jti string, issuedAt time.Time
 	err := s.pool.QueryRow(ctx, `SELECT
 		EXISTS (SELECT 1 FROM tokenkms_revoked_kid WHERE kid = $1 AND $3 < issued_before)
 		OR EXISTS (SELECT 1 FROM tokenkms_revoked_jti WHERE jti = $2 AND until > $4)`,
-		kid, jti, issuedAt.UTC(), s.now().UTC()).Scan(&revoked)
+		kid, jti, issuedAt.UTC(), s.horizonStart()).Scan(&revoked)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: revocation check: %w", err)
 	}
 	return revoked, nil
 }
 
-// Purge deletes the jti revocations whose until has passed and returns
-// how many went. Kid policies are never purged.
+// horizonStart is the earliest until of a jti still revoked now: a jti
+// stays revoked until its RevocationHorizon.
+func (s *Store) horizonStart() time.Time {
+	return s.now().UTC().Add(-verifier.MaxLeeway)
+}
+
+// Purge deletes the jti revocations whose horizon (until + MaxLeeway) has
+// passed and returns how many went. Kid policies are never purged.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM tokenkms_revoked_jti WHERE until <= $1`, s.now().UTC())
+	tag, err := s.pool.Exec(ctx, `DELETE FROM tokenkms_revoked_jti WHERE until <= $1`, s.horizonStart())
 	if err != nil {
 		return 0, fmt.Errorf("pgstore: purge: %w", err)
 	}
