@@ -242,6 +242,9 @@ func TestDEKRotationRewrapRetireDestroy(t *testing.T) {
 		t.Errorf("Rewrap with the wrong aad: got %v, want %v", err, keyring.ErrDecrypt)
 	}
 
+	if err := e.ring.ApproveRetire(ctx(t, bob), k1.KID); err != nil {
+		t.Fatalf("ApproveRetire: %v", err)
+	}
 	if err := e.ring.Retire(ctx(t, dave), k1.KID); err != nil {
 		t.Fatalf("Retire: %v", err)
 	}
@@ -274,20 +277,71 @@ func TestDEKRotationRewrapRetireDestroy(t *testing.T) {
 	}
 }
 
-func TestDEKGraceEndsDecryption(t *testing.T) {
+// TestDEKNeverRetiredOnSchedule: a rotated data key keeps decrypting past
+// its grace, through every Tick, for years; Report shows its rewrap
+// pending since the rotation; only an approved Retire by a second
+// principal ends it, and each refusal on the way is audited.
+func TestDEKNeverRetiredOnSchedule(t *testing.T) {
 	e, _ := newDEKEnv(t)
-	e.bootstrapSet(t, dataSet)
+	k1 := e.bootstrapSet(t, dataSet)
 	c := mustEncrypt(t, e.ring, []byte("row"), nil)
-	e.rotateSet(t, dataSet)
-	e.clock.Advance(dataPolicy.Grace)
+	k2 := e.rotateSet(t, dataSet)
+	rotatedAt := e.key(t, k1.KID).RetiringAt
+	for range 8 { // two years, a tick a quarter
+		e.clock.Advance(91 * keyring.Day)
+		if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil && !errors.Is(err, keyring.ErrNotApproved) {
+			t.Fatalf("Tick: %v", err)
+		}
+		if got, err := e.ring.Decrypt(ctx(t, keyring.Principal{}), c, nil); err != nil || string(got) != "row" {
+			t.Fatalf("Decrypt %v after the rotation: got (%q, %v), want the row", e.clock.Now().Sub(rotatedAt), got, err)
+		}
+	}
+	if got := e.key(t, k1.KID); got.State != keyring.Retiring {
+		t.Errorf("rotated data key after two years of ticks: %v, want retiring (decrypt-only)", got.State)
+	}
+	rep, err := e.ring.Report(ctx(t, core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kr := range rep {
+		if kr.KID == k1.KID && !kr.RewrapPendingSince.Equal(rotatedAt) {
+			t.Errorf("Report: rewrap pending since %v, want %v", kr.RewrapPendingSince, rotatedAt)
+		}
+	}
+
+	officer := keyring.Principal{ID: "bob", Roles: []keyring.Role{keyring.RoleSecurityOfficer}}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{name: "retire without approval", do: func() error { return e.ring.Retire(ctx(t, dave), k1.KID) }, want: keyring.ErrApprovalRequired},
+		{name: "approve by a non-approver", do: func() error { return e.ring.ApproveRetire(ctx(t, dave), k1.KID) }, want: keyring.ErrForbidden},
+		{name: "approve the active key", do: func() error { return e.ring.ApproveRetire(ctx(t, bob), k2.KID) }, want: keyring.ErrIllegalState},
+		{name: "approve", do: func() error { return e.ring.ApproveRetire(ctx(t, bob), k1.KID) }},
+		{name: "retire by the approver", do: func() error { return e.ring.Retire(ctx(t, officer), k1.KID) }, want: keyring.ErrSelfApproval},
+	} {
+		if err := tc.do(); !errors.Is(err, tc.want) {
+			t.Fatalf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := e.ring.Decrypt(ctx(t, keyring.Principal{}), c, nil); err != nil {
+		t.Fatalf("Decrypt after the refused retirements: %v", err)
+	}
+	if err := e.ring.Retire(ctx(t, dave), k1.KID); err != nil {
+		t.Fatalf("Retire by a second principal: %v", err)
+	}
 	if _, err := e.ring.Decrypt(ctx(t, keyring.Principal{}), c, nil); !errors.Is(err, keyring.ErrDataKeyRetired) {
-		t.Errorf("Decrypt at the end of grace, before Tick: got %v, want %v", err, keyring.ErrDataKeyRetired)
+		t.Errorf("Decrypt after the approved Retire: got %v, want %v", err, keyring.ErrDataKeyRetired)
 	}
-	if err := e.ring.Tick(ctx(t, keyring.Principal{})); err != nil {
-		t.Fatalf("Tick: %v", err)
+	denied := 0
+	for _, ev := range e.rec.Events() {
+		if ev.KID == k1.KID && ev.Outcome == audit.Denied {
+			denied++
+		}
 	}
-	if got := e.key(t, kidOf(c)); got.State != keyring.Retired {
-		t.Errorf("after Tick: %v, want retired", got.State)
+	if denied != 3 {
+		t.Errorf("%d denied events for %s, want 3 (no approval, not an approver, self-approval)", denied, k1.KID)
 	}
 }
 
