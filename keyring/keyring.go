@@ -197,11 +197,6 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if r.wrappers == nil {
 		r.wrappers = map[string]signer.KeyWrapper{DefaultBackend: signer.NewEphemeralWrapper()}
 	}
-	if durable {
-		if err := checkWrapping(cfg.Store, r.providers, r.wrappers); err != nil {
-			return nil, err
-		}
-	}
 	if r.authz == nil {
 		r.authz = RoleAuthorizer{}
 	}
@@ -233,6 +228,11 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if r.secrets, err = r.secretPolicies(cfg.Secrets); err != nil {
 		return nil, err
 	}
+	if durable {
+		if err := r.checkWrapping(); err != nil {
+			return nil, err
+		}
+	}
 	if err := r.Refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -243,17 +243,22 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 }
 
 // checkWrapping refuses, next to a durable store, a provider or key
-// wrapper whose key-encryption key dies with the process: after a restart
-// the stored keys would no longer unwrap.
-func checkWrapping(store KeyStore, providers map[string]signer.Provider, wrappers map[string]signer.KeyWrapper) error {
-	for _, name := range slices.Sorted(maps.Keys(providers)) {
-		if !isDurable(providers[name]) {
-			return fmt.Errorf("%w: Config.Providers[%q] wraps keys under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; give signer.NewLocalProvider(w) with w from signer.NewAESWrapper(a 32-byte key from your secret store), or a KMS provider", ErrConfig, name, store)
+// wrapper that a set or secret uses and whose key-encryption key dies
+// with the process: after a restart the stored keys would not unwrap.
+func (r *Keyring) checkWrapping() error {
+	const fix = "give signer.NewAESWrapper(a 32-byte key from your secret store), or a KMS"
+	for _, name := range r.setOrder {
+		p := r.sets[name]
+		switch {
+		case p.Purpose == Signing && !isDurable(r.providers[p.Backend]):
+			return fmt.Errorf("%w: Config.Providers[%q] (set %q) wraps keys under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; %s: signer.NewLocalProvider(that wrapper), or a KMS provider", ErrConfig, p.Backend, name, r.store, fix)
+		case p.Purpose == Encryption && !isDurable(r.wrappers[p.Backend]):
+			return fmt.Errorf("%w: Config.Wrappers[%q] (set %q) wraps data keys under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; %s key wrapper", ErrConfig, p.Backend, name, r.store, fix)
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(wrappers)) {
-		if !isDurable(wrappers[name]) {
-			return fmt.Errorf("%w: Config.Wrappers[%q] wraps data keys and secrets under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; give signer.NewAESWrapper(a 32-byte key from your secret store) or a KMS key wrapper", ErrConfig, name, store)
+	for _, name := range slices.Sorted(maps.Keys(r.secrets)) {
+		if b := r.secrets[name].Backend; !isDurable(r.wrappers[b]) {
+			return fmt.Errorf("%w: Config.Wrappers[%q] (secret %q) wraps secrets under a key that dies with this process, and the store %v keeps them: after a restart they would not unwrap; %s key wrapper", ErrConfig, b, name, r.store, fix)
 		}
 	}
 	return nil

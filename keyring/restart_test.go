@@ -242,7 +242,14 @@ func TestNewRefusesWhatARestartLoses(t *testing.T) {
 		{name: "durable store, memory revocation list", mutate: func(c *keyring.Config) { c.Revocations = verifier.NewMemoryRevocationList(nil) }, setting: "UnsafeEphemeralRevocations"},
 		{name: "durable store, default providers", mutate: func(c *keyring.Config) { c.Providers = nil }, setting: `Config.Providers["local"]`},
 		{name: "durable store, ephemeral provider", mutate: func(c *keyring.Config) { c.Providers = map[string]signer.Provider{"local": ephemeral} }, setting: "signer.NewAESWrapper"},
-		{name: "durable store, default wrappers", mutate: func(c *keyring.Config) { c.Wrappers = nil }, setting: `Config.Wrappers["local"]`},
+		{name: "durable store, default wrappers", mutate: func(c *keyring.Config) {
+			c.Wrappers = nil
+			c.Sets = append(c.Sets, keyring.SetPolicy{Name: "data", Purpose: keyring.Encryption, Owner: "o"})
+		}, setting: `Config.Wrappers["local"] (set "data")`},
+		{name: "durable store, default wrappers for a secret", mutate: func(c *keyring.Config) {
+			c.Wrappers = nil
+			c.Secrets = []keyring.SecretPolicy{{Name: "api-key", Owner: "o"}}
+		}, setting: `(secret "api-key")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := keyring.Config{Sets: []keyring.SetPolicy{{Name: set, Owner: "o"}}}

@@ -18,7 +18,6 @@ import (
 	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // The crash test re-executes the test binary as a child that rotates keys
@@ -68,7 +67,9 @@ func fixedKEK() []byte {
 // openRing opens the store at path under a keyring whose clock starts
 // after every recorded time.
 func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.Store, *keyringtest.Clock, error) {
-	st, err := filestore.Open(path)
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := keyringtest.NewClock(start)
+	st, err := filestore.Open(path, filestore.WithClock(clock.Now))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -77,7 +78,6 @@ func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.St
 		st.Close()
 		return nil, nil, nil, err
 	}
-	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, k := range keys {
 		for _, t := range []time.Time{k.CreatedAt, k.ActivatedAt, k.ApprovedAt, k.ActivateAt} {
 			if t.After(start) {
@@ -85,7 +85,7 @@ func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.St
 			}
 		}
 	}
-	clock := keyringtest.NewClock(start.Add(time.Hour))
+	clock.Set(start.Add(time.Hour))
 	w, err := signer.NewAESWrapper(fixedKEK())
 	if err != nil {
 		st.Close()
@@ -97,12 +97,11 @@ func openRing(ctx context.Context, path string) (*keyring.Keyring, *filestore.St
 		return nil, nil, nil, err
 	}
 	ring, err := keyring.New(ctx, keyring.Config{
-		Store:       st,
-		Providers:   map[string]signer.Provider{keyring.DefaultBackend: lp},
-		Audit:       audit.NewJSONLines(io.Discard),
-		Revocations: verifier.NewMemoryRevocationList(clock.Now),
-		Now:         clock.Now,
-		Sets:        []keyring.SetPolicy{{Name: crashSet, Owner: "team-identity"}},
+		Store:     st,
+		Providers: map[string]signer.Provider{keyring.DefaultBackend: lp},
+		Audit:     audit.NewJSONLines(io.Discard),
+		Now:       clock.Now,
+		Sets:      []keyring.SetPolicy{{Name: crashSet, Owner: "team-identity"}},
 	})
 	if err != nil {
 		st.Close()

@@ -96,7 +96,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"group readable", valid, 0o640, filestore.ErrPermissions},
 		{"world readable", valid, 0o604, filestore.ErrPermissions},
 		{"group writable", valid, 0o620, filestore.ErrPermissions},
-		{"newer format", `{"format":2,"keys":[]}`, 0o600, filestore.ErrFormatVersion},
+		{"newer format", `{"format":3,"keys":[]}`, 0o600, filestore.ErrFormatVersion},
 		{"format zero", `{"keys":[]}`, 0o600, filestore.ErrCorrupt},
 		{"not json", `garbage`, 0o600, filestore.ErrCorrupt},
 		{"truncated", `{"format":1,"keys":[{"kid":"a"`, 0o600, filestore.ErrCorrupt},

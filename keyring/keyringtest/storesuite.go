@@ -238,6 +238,57 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) keyring.KeyStore) {
 			t.Errorf("%d Puts of one kid succeeded, want 1", wins.Load())
 		}
 	})
+	t.Run("Approvals", func(t *testing.T) {
+		s, ctx := newStore(t), testContext(t)
+		at := time.Unix(1_700_000_000, 0).UTC()
+		sched := keyring.Approval{Kind: keyring.ScheduleApproval, Subject: "set-b", By: "bob", At: at, Terms: "rotation_period=2160h0m0s"}
+		other := keyring.Approval{Kind: keyring.ScheduleApproval, Subject: "set-a", By: "bob", At: at}
+		retire := keyring.Approval{Kind: keyring.RetireApproval, Subject: "kid-9", By: "erin", At: at.Add(time.Hour)}
+		if got, err := s.Approvals(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("Approvals of an empty store = %v, %v; want none", got, err)
+		}
+		for _, a := range []keyring.Approval{sched, other, retire} {
+			if err := s.PutApproval(ctx, a); err != nil {
+				t.Fatalf("PutApproval(%s %s): %v", a.Kind, a.Subject, err)
+			}
+		}
+		replaced := sched
+		replaced.By, replaced.At = "dora", at.Add(2*time.Hour)
+		if err := s.PutApproval(ctx, replaced); err != nil {
+			t.Fatalf("PutApproval (replace): %v", err)
+		}
+		got, err := s.Approvals(ctx)
+		if err != nil {
+			t.Fatalf("Approvals: %v", err)
+		}
+		want := []keyring.Approval{retire, other, replaced} // by kind, then subject
+		if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
+			t.Errorf("Approvals (-want +got):\n%s", diff)
+		}
+		if err := s.DeleteApproval(ctx, keyring.ScheduleApproval, "set-b"); err != nil {
+			t.Fatalf("DeleteApproval: %v", err)
+		}
+		if err := s.DeleteApproval(ctx, keyring.ScheduleApproval, "set-b"); !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("DeleteApproval of a missing approval = %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteApproval(ctx, keyring.ScheduleApproval, "kid-9"); !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("DeleteApproval of the wrong kind = %v, want ErrNotFound", err)
+		}
+		if got, _ := s.Approvals(ctx); len(got) != 2 {
+			t.Errorf("Approvals after a delete = %v, want 2", got)
+		}
+		for name, bad := range map[string]keyring.Approval{
+			"no kind": {Subject: "s", By: "b", At: at}, "no subject": {Kind: keyring.ScheduleApproval, By: "b", At: at},
+			"no approver": {Kind: keyring.ScheduleApproval, Subject: "s", At: at}, "no time": {Kind: keyring.ScheduleApproval, Subject: "s", By: "b"},
+		} {
+			if err := s.PutApproval(ctx, bad); err == nil {
+				t.Errorf("PutApproval(%s) = nil, want an error", name)
+			}
+		}
+		if got, _ := s.Approvals(ctx); len(got) != 2 {
+			t.Errorf("Approvals after refused puts = %v, want 2", got)
+		}
+	})
 	if _, ok := newStore(t).(keyring.BatchUpdater); !ok {
 		return // the keyring applies updates one by one, undoing on failure
 	}

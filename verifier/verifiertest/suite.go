@@ -48,7 +48,9 @@ func TestRevocationList(t *testing.T, newList func(t *testing.T, now func() time
 		}{
 			{"at once", 0, true},
 			{"before expiry", 59 * time.Minute, true},
-			{"at expiry", time.Minute, false},
+			{"at expiry: inside a verifier's leeway", time.Minute, true},
+			{"just inside the largest leeway", verifier.MaxLeeway - time.Second, true},
+			{"at expiry plus the largest leeway", time.Second, false},
 			{"after expiry", time.Hour, false},
 		} {
 			c.Advance(tc.advance)
@@ -59,11 +61,25 @@ func TestRevocationList(t *testing.T, newList func(t *testing.T, now func() time
 	})
 	t.Run("JTIPastUntilIgnored", func(t *testing.T) {
 		l, _, ctx := setup(t)
-		if err := l.RevokeJTI(ctx, "jti-old", epoch.Add(-time.Second)); err != nil {
+		if err := l.RevokeJTI(ctx, "jti-old", epoch.Add(-verifier.MaxLeeway-time.Second)); err != nil {
 			t.Fatalf("RevokeJTI(past until): %v", err)
 		}
 		if got := revoked(t, ctx, l, "kid-x", "jti-old", epoch.Add(-time.Hour)); got {
 			t.Errorf("Revoked(jti with past until) = true, want false")
+		}
+	})
+	t.Run("TimeOutOfRange", func(t *testing.T) {
+		l, _, ctx := setup(t)
+		for _, at := range []time.Time{{}, verifier.MinRevocationTime.Add(-time.Second), verifier.MaxRevocationTime.Add(time.Second)} {
+			if err := l.RevokeJTI(ctx, "jti-1", at); !errors.Is(err, verifier.ErrArgument) {
+				t.Errorf("RevokeJTI(until %v) = %v, want ErrArgument", at, err)
+			}
+			if err := l.RevokeKID(ctx, "kid-1", at); !errors.Is(err, verifier.ErrArgument) {
+				t.Errorf("RevokeKID(before %v) = %v, want ErrArgument", at, err)
+			}
+		}
+		if revoked(t, ctx, l, "kid-1", "jti-1", epoch) {
+			t.Errorf("refused revocations revoked the token")
 		}
 	})
 	t.Run("JTILaterUntilKept", func(t *testing.T) {
