@@ -305,6 +305,19 @@ func (r *Keyring) JWKSMaxAge() time.Duration {
 	return m
 }
 
+// MaxTokenLifetime returns the MaxTokenLifetime of a signing set
+// (signer.SetLimits: NewIssuer checks an Issuer's lifetimes against it).
+func (r *Keyring) MaxTokenLifetime(set string) (time.Duration, error) {
+	p, err := r.Policy(set)
+	if err != nil {
+		return 0, err
+	}
+	if p.Purpose != Signing {
+		return 0, fmt.Errorf("%w: set %q holds %v keys", ErrWrongPurpose, set, p.Purpose)
+	}
+	return p.MaxTokenLifetime, nil
+}
+
 // AuditSink returns the sink the Keyring emits to (the default in-memory
 // *audit.Recorder when Config.Audit was nil).
 func (r *Keyring) AuditSink() audit.Sink { return r.audit }

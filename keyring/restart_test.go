@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/signer"
@@ -297,4 +299,92 @@ func hasType(evs []audit.Event, typ audit.Type) bool {
 		}
 	}
 	return false
+}
+
+// TestNewIssuerChecksTheSet: an Issuer on a Keyring is refused for an
+// unknown set, a data-key set, a missing audience and a MaxLifetime above
+// the set's MaxTokenLifetime (the 12 h issuer on a 1 h set whose tokens
+// were refused as "key retired" with hours left), and takes its lifetimes
+// from the set by default.
+func TestNewIssuerChecksTheSet(t *testing.T) {
+	e, _ := newDEKEnv(t)
+	base := signer.IssuerConfig{Set: set, Issuer: "https://core.test", Audience: []string{"api"}, Now: e.clock.Now}
+	for _, tc := range []struct {
+		name string
+		cfg  func(*signer.IssuerConfig)
+		want error
+	}{
+		{name: "unknown set", cfg: func(c *signer.IssuerConfig) { c.Set = "nope" }, want: keyring.ErrUnknownSet},
+		{name: "data-key set", cfg: func(c *signer.IssuerConfig) { c.Set = dataSet }, want: keyring.ErrWrongPurpose},
+		{name: "no audience", cfg: func(c *signer.IssuerConfig) { c.Audience = nil }, want: signer.ErrConfig},
+		{name: "12 h on a 1 h set", cfg: func(c *signer.IssuerConfig) { c.MaxLifetime = 12 * time.Hour }, want: signer.ErrConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			tc.cfg(&cfg)
+			if _, err := signer.NewIssuer(e.ring, cfg); !errors.Is(err, signer.ErrConfig) || !errors.Is(err, tc.want) {
+				t.Errorf("NewIssuer = %v, want %v and %v", err, signer.ErrConfig, tc.want)
+			}
+		})
+	}
+	e.bootstrap(t)
+	is, err := signer.NewIssuer(e.ring, base)
+	if err != nil {
+		t.Fatalf("NewIssuer with the set's lifetimes: %v", err)
+	}
+	if _, err := is.Issue(ctx(t, keyring.Principal{}), tokenkms.Claims{Subject: "s", ClientID: "c", ExpiresAt: e.clock.Now().Add(e.pol.MaxTokenLifetime + time.Minute)}); !errors.Is(err, signer.ErrClaims) {
+		t.Errorf("Issue past the set's MaxTokenLifetime = %v, want %v", err, signer.ErrClaims)
+	}
+}
+
+// TestIssueDuringRotations issues tokens from several goroutines while
+// the set is rotated over and over (the clock racing ahead): no Issue
+// fails.
+func TestIssueDuringRotations(t *testing.T) {
+	e := newEnv(t)
+	e.bootstrap(t)
+	is, err := signer.NewIssuer(e.ring, signer.IssuerConfig{Set: set, Issuer: "https://core.test", Audience: []string{"api"}, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := is.Issue(ctx(t, keyring.Principal{}), tokenkms.Claims{Subject: "s", ClientID: "c"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 30 {
+		k, err := e.ring.Rotate(ctx(t, alice), set)
+		if err != nil {
+			t.Fatalf("Rotate: %v", err)
+		}
+		if err := e.ring.Approve(ctx(t, bob), k.KID); err != nil {
+			t.Fatalf("Approve: %v", err)
+		}
+		e.clock.Advance(e.pol.PrePublication)
+		if err := e.ring.Activate(ctx(t, carol), k.KID); err != nil {
+			t.Fatalf("Activate: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Errorf("Issue during rotations: %v", err)
+	default:
+	}
 }

@@ -35,13 +35,23 @@ type VerifiableUntil interface {
 
 // IssuerConfig configures an Issuer. NewIssuer validates it.
 type IssuerConfig struct {
-	Set             string           // key set whose Active key signs (required)
+	Set             string           // key set whose Active key signs (required; known to the keys when they are SetLimits)
 	Issuer          string           // "iss" of every token (required)
-	Audience        []string         // "aud" when the claims give none
-	DefaultLifetime time.Duration    // exp − iat when the claims give no exp (required, ≤ MaxLifetime)
-	MaxLifetime     time.Duration    // the longest exp − iat accepted from a caller (required)
+	Audience        []string         // "aud" when the claims give none (required)
+	DefaultLifetime time.Duration    // exp − iat when the claims give no exp (≤ MaxLifetime; default MaxLifetime)
+	MaxLifetime     time.Duration    // the longest exp − iat accepted from a caller (≤ the set's MaxTokenLifetime; default it)
 	Now             func() time.Time // clock; time.Now when nil
 	Recorder        IssuedTokens     // optional: told of every token minted
+}
+
+// SetLimits is implemented by ActiveKeys that know their key sets
+// (*keyring.Keyring): MaxTokenLifetime returns the longest exp − iat a
+// set's keys may sign for (its verification grace is computed from it),
+// or an error for a set it does not hold. NewIssuer then refuses an
+// unknown set and lifetimes above the set's, and takes MaxLifetime from
+// the set when it is zero.
+type SetLimits interface {
+	MaxTokenLifetime(set string) (time.Duration, error)
 }
 
 // Issuer mints RFC 9068 access tokens with the Active key of one key set.
@@ -52,6 +62,8 @@ type Issuer struct {
 }
 
 // NewIssuer returns an Issuer that signs with keys' Active key of cfg.Set.
+// It refuses a configuration that would fail at the first Issue, or mint
+// tokens that outlive their key's grace: each error names the setting.
 func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
 	switch {
 	case keys == nil:
@@ -60,10 +72,29 @@ func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
 		return nil, fmt.Errorf("%w: issuer: Set is required", ErrConfig)
 	case cfg.Issuer == "":
 		return nil, fmt.Errorf("%w: issuer: Issuer is required", ErrConfig)
-	case cfg.MaxLifetime <= 0:
-		return nil, fmt.Errorf("%w: issuer: MaxLifetime must be positive", ErrConfig)
-	case cfg.DefaultLifetime <= 0:
-		return nil, fmt.Errorf("%w: issuer: DefaultLifetime must be positive", ErrConfig)
+	case len(cfg.Audience) == 0:
+		return nil, fmt.Errorf("%w: issuer: Audience is required (the aud of tokens whose claims give none)", ErrConfig)
+	case cfg.MaxLifetime < 0 || cfg.DefaultLifetime < 0:
+		return nil, fmt.Errorf("%w: issuer: negative MaxLifetime or DefaultLifetime", ErrConfig)
+	}
+	if lim, ok := keys.(SetLimits); ok {
+		setMax, err := lim.MaxTokenLifetime(cfg.Set)
+		if err != nil {
+			return nil, fmt.Errorf("%w: issuer: Set %q: %w", ErrConfig, cfg.Set, err)
+		}
+		if cfg.MaxLifetime == 0 {
+			cfg.MaxLifetime = setMax
+		}
+		if cfg.MaxLifetime > setMax {
+			return nil, fmt.Errorf("%w: issuer: MaxLifetime %v exceeds the MaxTokenLifetime %v of set %q, from which its keys' grace is computed (tokens would be refused as signed by a retired key before they expire); lower MaxLifetime, or raise the set's SetPolicy.MaxTokenLifetime", ErrConfig, cfg.MaxLifetime, setMax, cfg.Set)
+		}
+	}
+	if cfg.DefaultLifetime == 0 {
+		cfg.DefaultLifetime = cfg.MaxLifetime
+	}
+	switch {
+	case cfg.MaxLifetime == 0:
+		return nil, fmt.Errorf("%w: issuer: MaxLifetime is required (the keys do not say their set's limit)", ErrConfig)
 	case cfg.DefaultLifetime > cfg.MaxLifetime:
 		return nil, fmt.Errorf("%w: issuer: DefaultLifetime %v exceeds MaxLifetime %v", ErrConfig, cfg.DefaultLifetime, cfg.MaxLifetime)
 	}
@@ -91,28 +122,61 @@ func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
 // horizon; ID (jti) defaults to 128 random bits in base64url; Scope entries
 // must be RFC 6749 scope tokens; Extra may not repeat a registered claim.
 // Times are sent in whole seconds. Every refusal of the claims wraps
-// ErrClaims. If the Active key stops being active while it signs
-// (ErrKeyNotActive), Issue asks for the new Active key once more.
+// ErrClaims. A rotation never fails Issue: if the Active key stops being
+// active while it signs (ErrKeyNotActive), Issue moves to the set's
+// current Active key, again and again, until a signature is made or ctx
+// ends (then ctx's error, joined with the last refusal).
 func (is *Issuer) Issue(ctx context.Context, c tokenkms.Claims) (string, error) {
 	now := time.Unix(is.cfg.Now().Unix(), 0).UTC()
 	defaultExp, err := is.complete(&c, now)
 	if err != nil {
 		return "", err
 	}
-	tok, err := is.sign(ctx, c, defaultExp)
-	if errors.Is(err, ErrKeyNotActive) {
-		// The set rotated between Signer and Sign: the new Active key signs.
-		tok, err = is.sign(ctx, c, defaultExp)
+	pause, last := retryPause, ""
+	for {
+		tok, kid, err := is.sign(ctx, c, defaultExp)
+		if !errors.Is(err, ErrKeyNotActive) {
+			return tok, err
+		}
+		// The set rotated between Signer and Sign: ask again at once for
+		// the new Active key. The same kid failing twice in a row means
+		// the keys have not caught up yet: wait a little, up to
+		// maxRetryPause, before asking again.
+		if kid == last {
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return "", errors.Join(ctx.Err(), err)
+			case <-t.C:
+			}
+			pause = min(2*pause, maxRetryPause)
+		}
+		last = kid
 	}
-	return tok, err
 }
 
-// sign mints the token with the current Active key.
-func (is *Issuer) sign(ctx context.Context, c tokenkms.Claims, defaultExp bool) (string, error) {
+// retryPause and maxRetryPause bound how long Issue waits before asking
+// again for the Active key when the one it got stopped signing and no
+// other has replaced it yet.
+const (
+	retryPause    = time.Millisecond
+	maxRetryPause = 100 * time.Millisecond
+)
+
+// sign mints the token with the current Active key, and returns the kid
+// it tried.
+func (is *Issuer) sign(ctx context.Context, c tokenkms.Claims, defaultExp bool) (string, string, error) {
 	s, err := is.keys.Signer(ctx, is.cfg.Set)
 	if err != nil {
-		return "", fmt.Errorf("signer: no active key for set %q: %w", is.cfg.Set, err)
+		return "", "", fmt.Errorf("signer: no active key for set %q: %w", is.cfg.Set, err)
 	}
+	tok, err := is.signWith(ctx, s, c, defaultExp)
+	return tok, s.KID(), err
+}
+
+// signWith mints the token with s.
+func (is *Issuer) signWith(ctx context.Context, s Signer, c tokenkms.Claims, defaultExp bool) (string, error) {
 	alg, ok := jose.Lookup(s.Algorithm())
 	if !ok {
 		return "", fmt.Errorf("%w: active key %s has algorithm %q", ErrUnsupportedAlgorithm, s.KID(), s.Algorithm())
@@ -162,9 +226,6 @@ func (is *Issuer) complete(c *tokenkms.Claims, now time.Time) (bool, error) {
 	c.Issuer = is.cfg.Issuer
 	if len(c.Audience) == 0 {
 		c.Audience = is.cfg.Audience
-	}
-	if len(c.Audience) == 0 {
-		return false, fmt.Errorf("%w: aud is required and no default audience is configured", ErrClaims)
 	}
 	for _, a := range c.Audience {
 		if a == "" {

@@ -3,6 +3,7 @@ package signer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -225,10 +226,9 @@ func TestIssueRefuses(t *testing.T) {
 	tests := []struct {
 		name  string
 		keys  *activeKeys
-		rec   signer.IssuedTokens
-		in    func(*tokenkms.Claims)
-		want  error
-		noAud bool
+		rec  signer.IssuedTokens
+		in   func(*tokenkms.Claims)
+		want error
 	}{
 		{name: "exp beyond max lifetime", in: func(c *tokenkms.Claims) { c.ExpiresAt = t0.Add(time.Hour + time.Second) }, want: signer.ErrClaims},
 		{name: "exp beyond max lifetime from an old iat", in: func(c *tokenkms.Claims) {
@@ -247,7 +247,6 @@ func TestIssueRefuses(t *testing.T) {
 		{name: "no sub", in: func(c *tokenkms.Claims) { c.Subject = "" }, want: signer.ErrClaims},
 		{name: "no client_id", in: func(c *tokenkms.Claims) { c.ClientID = "" }, want: signer.ErrClaims},
 		{name: "foreign iss", in: func(c *tokenkms.Claims) { c.Issuer = "https://evil.test" }, want: signer.ErrClaims},
-		{name: "no audience at all", noAud: true, want: signer.ErrClaims},
 		{name: "empty audience entry", in: func(c *tokenkms.Claims) { c.Audience = []string{"a", ""} }, want: signer.ErrClaims},
 		{name: "scope with a space", in: func(c *tokenkms.Claims) { c.Scope = []string{"a b"} }, want: signer.ErrClaims},
 		{name: "scope with a quote", in: func(c *tokenkms.Claims) { c.Scope = []string{`a"`} }, want: signer.ErrClaims},
@@ -259,7 +258,6 @@ func TestIssueRefuses(t *testing.T) {
 		{name: "horizon passed", keys: &activeKeys{signers: []signer.Signer{horizonSigner{s, t0}}}, want: signer.ErrClaims},
 		{name: "no active key", keys: &activeKeys{err: errNoKey}, want: errNoKey},
 		{name: "recorder fails", rec: &recorder{err: errNoKey}, want: errNoKey},
-		{name: "rotated twice", keys: &activeKeys{signers: []signer.Signer{rotatedSigner{s}, rotatedSigner{s}}}, want: signer.ErrKeyNotActive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -269,9 +267,6 @@ func TestIssueRefuses(t *testing.T) {
 			}
 			cfg := config()
 			cfg.Recorder = tt.rec
-			if tt.noAud {
-				cfg.Audience = nil
-			}
 			is, err := signer.NewIssuer(keys, cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -291,21 +286,116 @@ func TestIssueRefuses(t *testing.T) {
 	}
 }
 
-func TestIssueRetriesAfterRotation(t *testing.T) {
-	old := newSigner(t, "kid-old", "ES256")
+// TestIssueFollowsRotations: Issue moves to the current Active key as
+// many times as the set rotates under it, waiting when the keys hand out
+// the same stopped key again, until it signs; and only its context's end
+// stops it.
+func TestIssueFollowsRotations(t *testing.T) {
 	fresh := newSigner(t, "kid-new", "ES256")
-	keys := &activeKeys{signers: []signer.Signer{rotatedSigner{old}, fresh}}
-	is, err := signer.NewIssuer(keys, config())
-	if err != nil {
-		t.Fatal(err)
+	var chain []signer.Signer
+	for i := range 5 {
+		chain = append(chain, rotatedSigner{newSigner(t, fmt.Sprintf("kid-%d", i), "ES256")})
 	}
-	tok, err := is.Issue(context.Background(), claims())
-	if err != nil {
-		t.Fatalf("Issue: %v", err)
+	stale := rotatedSigner{newSigner(t, "kid-stale", "ES256")}
+	for _, tc := range []struct {
+		name    string
+		signers []signer.Signer
+	}{
+		{name: "rotated once", signers: []signer.Signer{chain[0], fresh}},
+		{name: "rotated five times in a row", signers: append(append([]signer.Signer(nil), chain...), fresh)},
+		{name: "the same stopped key handed out again", signers: []signer.Signer{stale, stale, stale, fresh}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			is, err := signer.NewIssuer(&activeKeys{signers: tc.signers}, config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := is.Issue(context.Background(), claims())
+			if err != nil {
+				t.Fatalf("Issue: %v", err)
+			}
+			if h, _ := decode(t, fresh, tok); h.KID != "kid-new" {
+				t.Errorf("kid = %q, want kid-new", h.KID)
+			}
+		})
 	}
-	if h, _ := decode(t, fresh, tok); h.KID != "kid-new" {
-		t.Errorf("kid = %q, want kid-new", h.KID)
+	t.Run("never signs: until the context ends", func(t *testing.T) {
+		is, err := signer.NewIssuer(&activeKeys{signers: []signer.Signer{stale}}, config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		tok, err := is.Issue(ctx, claims())
+		if tok != "" || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, signer.ErrKeyNotActive) {
+			t.Errorf("Issue = %q, %v; want no token, %v and %v", tok, err, context.DeadlineExceeded, signer.ErrKeyNotActive)
+		}
+	})
+}
+
+// limitedKeys is an ActiveKeys that knows its sets' limits.
+type limitedKeys struct {
+	activeKeys
+	max map[string]time.Duration
+}
+
+var errUnknownSet = errors.New("test: unknown set")
+
+func (l *limitedKeys) MaxTokenLifetime(set string) (time.Duration, error) {
+	if d, ok := l.max[set]; ok {
+		return d, nil
 	}
+	return 0, errUnknownSet
+}
+
+// TestNewIssuerSetLimits: with keys that know their sets, NewIssuer
+// refuses an unknown set and lifetimes above the set's, and takes the
+// lifetimes from the set by default.
+func TestNewIssuerSetLimits(t *testing.T) {
+	keys := &limitedKeys{max: map[string]time.Duration{"access": time.Hour}}
+	for _, tc := range []struct {
+		name  string
+		cfg   func(*signer.IssuerConfig)
+		want  error
+		field string
+	}{
+		{name: "unknown set", cfg: func(c *signer.IssuerConfig) { c.Set = "nope" }, want: errUnknownSet, field: `Set "nope"`},
+		{name: "max lifetime above the set's", cfg: func(c *signer.IssuerConfig) { c.MaxLifetime = 12 * time.Hour }, want: signer.ErrConfig, field: "MaxTokenLifetime"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config()
+			tc.cfg(&cfg)
+			is, err := signer.NewIssuer(keys, cfg)
+			if !errors.Is(err, signer.ErrConfig) || !errors.Is(err, tc.want) || is != nil {
+				t.Fatalf("NewIssuer = %v, %v; want nil and %v, %v", is, err, signer.ErrConfig, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("NewIssuer error = %q, want it to name %s", err, tc.field)
+			}
+		})
+	}
+	t.Run("lifetimes from the set", func(t *testing.T) {
+		cfg := config()
+		cfg.MaxLifetime, cfg.DefaultLifetime = 0, 0
+		keys.signers = []signer.Signer{newSigner(t, "kid-1", "ES256")}
+		is, err := signer.NewIssuer(keys, cfg)
+		if err != nil {
+			t.Fatalf("NewIssuer: %v", err)
+		}
+		tok, err := is.Issue(context.Background(), claims())
+		if err != nil {
+			t.Fatalf("Issue: %v", err)
+		}
+		_, c := decode(t, keys.signers[0], tok)
+		if got := c.ExpiresAt.Sub(c.IssuedAt); got != time.Hour {
+			t.Errorf("exp − iat = %v, want the set's MaxTokenLifetime %v", got, time.Hour)
+		}
+		c2 := claims()
+		c2.ExpiresAt = t0.Add(time.Hour + time.Second)
+		if _, err := is.Issue(context.Background(), c2); !errors.Is(err, signer.ErrClaims) {
+			t.Errorf("Issue with exp past the set's limit = %v, want %v", err, signer.ErrClaims)
+		}
+	})
 }
 
 func TestNewIssuerConfig(t *testing.T) {
@@ -319,7 +409,8 @@ func TestNewIssuerConfig(t *testing.T) {
 		{name: "no set", cfg: func(c *signer.IssuerConfig) { c.Set = "" }, field: "Set"},
 		{name: "no issuer", cfg: func(c *signer.IssuerConfig) { c.Issuer = "" }, field: "Issuer"},
 		{name: "no max lifetime", cfg: func(c *signer.IssuerConfig) { c.MaxLifetime = 0 }, field: "MaxLifetime"},
-		{name: "no default lifetime", cfg: func(c *signer.IssuerConfig) { c.DefaultLifetime = 0 }, field: "DefaultLifetime"},
+		{name: "negative default lifetime", cfg: func(c *signer.IssuerConfig) { c.DefaultLifetime = -time.Second }, field: "DefaultLifetime"},
+		{name: "no audience", cfg: func(c *signer.IssuerConfig) { c.Audience = nil }, field: "Audience"},
 		{name: "default over max", cfg: func(c *signer.IssuerConfig) { c.DefaultLifetime = 2 * time.Hour }, field: "DefaultLifetime"},
 		{name: "empty audience", cfg: func(c *signer.IssuerConfig) { c.Audience = []string{""} }, field: "Audience"},
 	}
