@@ -224,8 +224,8 @@ func TestIssueRefuses(t *testing.T) {
 	s := newSigner(t, "kid-1", "ES256")
 	errNoKey := errors.New("keyring: no active key")
 	tests := []struct {
-		name  string
-		keys  *activeKeys
+		name string
+		keys *activeKeys
 		rec  signer.IssuedTokens
 		in   func(*tokenkms.Claims)
 		want error
