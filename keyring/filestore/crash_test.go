@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
@@ -25,6 +26,7 @@ import (
 const (
 	envChildPath   = "TOKENKMS_FILESTORE_CRASH_PATH"
 	envChildTarget = "TOKENKMS_FILESTORE_CRASH_TARGET"
+	envRevokePath  = "TOKENKMS_FILESTORE_REVOKE_PATH" // the store of a lifecycletest.RevokeThenKill child
 	crashSet       = "access-tokens"
 	crashRotations = 200
 	// crashBatch bounds the rotations one child may do before it exits on
@@ -47,6 +49,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(envRevokePath); path != "" {
+		lifecycletest.RevokeChild(fileOpener(path))
+	}
 	if path := os.Getenv(envChildPath); path != "" {
 		target, _ := strconv.Atoi(os.Getenv(envChildTarget))
 		if err := crashChild(path, target); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/lifecycletest"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
@@ -208,4 +209,29 @@ func countLines(b []byte) int {
 		}
 	}
 	return n
+}
+
+// fileOpener opens the store at path, with its own revocation list (the
+// keyring's default for a filestore).
+func fileOpener(path string) lifecycletest.Opener {
+	return func(now func() time.Time) (keyring.KeyStore, verifier.RevocationList, func() error, error) {
+		s, err := filestore.Open(path, filestore.WithClock(now))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s, nil, s.Close, nil
+	}
+}
+
+// TestRestartTwoYears: two simulated years of scheduled rotation over 20
+// restarts on one store file (lifecycletest.Restarts).
+func TestRestartTwoYears(t *testing.T) {
+	lifecycletest.Restarts(t, fileOpener(filepath.Join(t.TempDir(), "keys.json")))
+}
+
+// TestRevocationSurvivesSIGKILL: a revocation whose call returned holds
+// after the process is killed at once (lifecycletest.RevokeThenKill).
+func TestRevocationSurvivesSIGKILL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.json")
+	lifecycletest.RevokeThenKill(t, fileOpener(path), envRevokePath+"="+path)
 }

@@ -27,6 +27,7 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	revokeChildMain()
 	if schema := os.Getenv(envCrashSchema); schema != "" {
 		if err := crashChild(schema); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
