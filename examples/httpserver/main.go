@@ -1,16 +1,21 @@
 // Command httpserver shows tokenkms wired into an existing net/http server
-// for a single-node Core: keys persist in one file (keyring/filestore),
-// local private keys are sealed under a key-encryption key read from a
-// 0600 file, the audit trail is a hash-chained log, the scheduler runs in
-// the background, and the mux serves the JWKS, a token endpoint and an API
-// behind the middleware.
+// for a single-node Core: keys, standing approvals and revocations persist
+// beside one file (keyring/filestore), local private keys are sealed under
+// a key-encryption key read from a 0600 file, the audit trail is a
+// hash-chained log, the scheduler runs in the background, and the mux
+// serves the JWKS, a token endpoint, a revocation endpoint and an API
+// behind the middleware. Everything it promises holds across a restart,
+// SIGKILL included: the first key and the standing schedule approval are
+// made on the first start only, and revoked tokens stay revoked.
 //
 //	go run ./examples/httpserver -dir /var/lib/core-keys -addr 127.0.0.1:8080
 //	curl -s -X POST 127.0.0.1:8080/token -d 'sub=alice&scope=orders:read'
 //	curl -s -H "Authorization: Bearer $TOKEN" 127.0.0.1:8080/api/orders
+//	curl -s -X POST -H "Authorization: Bearer $ADMIN" 127.0.0.1:8080/api/admin/revoke -d "jti=$JTI"
 //
 // The token endpoint stands for Core's own authentication flow: it trusts
-// the form it is given, which a real service never does.
+// the form it is given, which a real service never does; a real service
+// also gives the keys:revoke scope to its security officers only.
 package main
 
 import (
@@ -60,14 +65,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "httpserver:", err)
 		os.Exit(1)
 	}
-	if err := serve(ctx, ln, *dir, os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+	if err := serve(ctx, ln, *dir, os.Stdout, options{}); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "httpserver:", err)
 		os.Exit(1)
 	}
 }
 
+// options are what a test changes: the clock (default time.Now) and the
+// scheduler's interval (default keyring.DefaultTickInterval).
+type options struct {
+	now  func() time.Time
+	tick time.Duration
+}
+
 // serve runs the server on ln until ctx is done.
-func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) error {
+func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer, opt options) error {
+	if opt.now == nil {
+		opt.now = time.Now
+	}
 	logger := slog.New(slog.NewTextHandler(out, nil))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -85,7 +100,10 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 	if err != nil {
 		return err
 	}
-	store, err := filestore.Open(filepath.Join(dir, "keys.json"))
+	// The store keeps keys and standing approvals in keys.json, and
+	// revocations in keys.json.revoked: the keyring's default revocation
+	// list with a filestore.
+	store, err := filestore.Open(filepath.Join(dir, "keys.json"), filestore.WithClock(opt.now))
 	if err != nil {
 		return err
 	}
@@ -97,11 +115,13 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 	defer chain.Close()
 
 	ring, err := keyring.New(ctx, keyring.Config{
-		Store:       store,
-		Providers:   map[string]signer.Provider{"local": local},
-		Audit:       audit.Fanout(chain, audit.NewSlog(logger)),
-		Sets:        []keyring.SetPolicy{{Name: set, Owner: "team-identity", Algorithm: "ES256"}},
-		OnTickError: func(err error) { logger.Error("key scheduler", "err", err) },
+		Store:        store,
+		Providers:    map[string]signer.Provider{"local": local},
+		Audit:        audit.Fanout(chain, audit.NewSlog(logger)),
+		Sets:         []keyring.SetPolicy{{Name: set, Owner: "team-identity", Algorithm: "ES256"}},
+		OnTickError:  func(err error) { logger.Error("key scheduler", "err", err) },
+		Now:          opt.now,
+		TickInterval: opt.tick,
 	})
 	if err != nil {
 		return err
@@ -113,14 +133,15 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// MaxLifetime defaults to the set's MaxTokenLifetime.
 	issuer, err := signer.NewIssuer(ring, signer.IssuerConfig{
 		Set: set, Issuer: issuerID, Audience: []string{audience},
-		DefaultLifetime: 15 * time.Minute, MaxLifetime: pol.MaxTokenLifetime,
+		DefaultLifetime: 15 * time.Minute, Now: opt.now,
 	})
 	if err != nil {
 		return err
 	}
-	v, err := verifier.New(ring, verifier.Policy{Issuer: issuerID, Audience: []string{audience}})
+	v, err := verifier.New(ring, verifier.Policy{Issuer: issuerID, Audience: []string{audience}}, verifier.WithNow(opt.now))
 	if err != nil {
 		return err
 	}
@@ -151,6 +172,29 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 		c, _ := verifier.ClaimsFromContext(r.Context())
 		fmt.Fprintf(w, "orders of %s\n", c.Subject)
 	})))
+	// Revocation, by a security officer: a jti (until no token signed now
+	// can still be alive), or every token of a kid issued until now. It
+	// returns once the revocation is on disk.
+	api.Handle("POST /api/admin/revoke", verifier.RequireScopes("keys:revoke")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := verifier.ClaimsFromContext(r.Context())
+		officer := keyring.WithPrincipal(r.Context(), keyring.Principal{ID: c.Subject, Roles: []keyring.Role{keyring.RoleSecurityOfficer}})
+		var err error
+		switch jti, kid := r.PostFormValue("jti"), r.PostFormValue("kid"); {
+		case jti != "":
+			err = ring.RevokeJTI(officer, jti, opt.now().Add(pol.MaxTokenLifetime))
+		case kid != "":
+			err = ring.RevokeKID(officer, kid, opt.now())
+		default:
+			http.Error(w, "jti or kid required", http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			logger.Error("revoke", "err", err)
+			http.Error(w, "cannot revoke", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})))
 	mux.Handle("/api/", verifier.Middleware(v, verifier.WithErrorHook(func(r *http.Request, err error) {
 		logger.Info("token refused", "path", r.URL.Path, "err", err)
 	}))(api))
@@ -170,24 +214,39 @@ func serve(ctx context.Context, ln net.Listener, dir string, out io.Writer) erro
 	return ctx.Err()
 }
 
-// bootstrap gives the set its first key on the first start. In production
-// three people do this, each with their own role; the example plays them.
+// bootstrap gives the set its first key and its standing schedule
+// approval, each once: the store keeps both, so a restart (even after a
+// crash between the two) does only what is missing. In production three
+// people do this, each with their own role (the approval can come later,
+// from an approver's own tool); the example plays them.
 func bootstrap(ctx context.Context, ring *keyring.Keyring) error {
-	if _, err := ring.Signer(ctx, set); err == nil {
-		return nil
-	}
 	as := func(id string, role keyring.Role) context.Context {
 		return keyring.WithPrincipal(ctx, keyring.Principal{ID: id, Roles: []keyring.Role{role}})
 	}
-	k, err := ring.Create(as("ops-alice", keyring.RoleIssuer), set)
+	active, err := ring.Keys(as("ops-alice", keyring.RoleIssuer), keyring.Filter{Set: set, States: []keyring.State{keyring.Active}})
 	if err != nil {
 		return err
 	}
-	if err := ring.Approve(as("sec-bob", keyring.RoleApprover), k.KID); err != nil {
+	if len(active) == 0 {
+		k, err := ring.Create(as("ops-alice", keyring.RoleIssuer), set)
+		if err != nil {
+			return err
+		}
+		if err := ring.Approve(as("sec-bob", keyring.RoleApprover), k.KID); err != nil {
+			return err
+		}
+		if err := ring.Activate(as("ops-carol", keyring.RoleDeployer), k.KID); err != nil {
+			return err
+		}
+	}
+	report, err := ring.Report(as("sec-bob", keyring.RoleApprover))
+	if err != nil {
 		return err
 	}
-	if err := ring.Activate(as("ops-carol", keyring.RoleDeployer), k.KID); err != nil {
-		return err
+	for _, kr := range report {
+		if kr.Set == set && kr.ScheduleApprovedBy != "" {
+			return nil
+		}
 	}
 	return ring.ApproveSchedule(as("sec-bob", keyring.RoleApprover), set)
 }

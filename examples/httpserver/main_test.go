@@ -2,19 +2,24 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/testenv"
+	"github.com/tokenkms/tokenkms/keyring"
 )
 
 // start runs serve on a loopback port until the test ends or stop is
@@ -27,7 +32,7 @@ func start(t *testing.T, dir string) (string, func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, dir, io.Discard) }()
+	go func() { done <- serve(ctx, ln, dir, io.Discard, options{}) }()
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -45,7 +50,7 @@ func start(t *testing.T, dir string) (string, func()) {
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-func token(t *testing.T, base, scope string) string {
+func token(t testing.TB, base, scope string) string {
 	t.Helper()
 	resp, err := client.PostForm(base+"/token", url.Values{"sub": {"alice"}, "scope": {scope}})
 	if err != nil {
@@ -61,7 +66,7 @@ func token(t *testing.T, base, scope string) string {
 	return body.AccessToken
 }
 
-func get(t *testing.T, url, tok string) (int, string) {
+func get(t testing.TB, url, tok string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	if tok != "" {
@@ -118,4 +123,137 @@ func TestServerPersists(t *testing.T) {
 	if n, err := audit.Verify(f); err != nil || n < 4 {
 		t.Errorf("audit chain: %d records, %v; want the 4 bootstrap events and no error", n, err)
 	}
+}
+
+// The environment of a server child (TestServerKilledMidYear).
+const (
+	envChildDir   = "TOKENKMS_HTTPSERVER_DIR"
+	envChildClock = "TOKENKMS_HTTPSERVER_CLOCK" // a file holding the Unix seconds of the child's clock
+	childTick     = 2 * time.Millisecond
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envChildDir); dir != "" {
+		serveChild(dir, os.Getenv(envChildClock))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// serveChild runs the server as its own process, on the clock the parent
+// test writes to clockPath, until it is killed.
+func serveChild(dir, clockPath string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Printf("ready\n%s\n", ln.Addr())
+	now := func() time.Time {
+		b, err := os.ReadFile(clockPath)
+		sec, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || perr != nil {
+			panic(fmt.Sprintf("test clock %s: %v %v", clockPath, err, perr))
+		}
+		return time.Unix(sec, 0).UTC()
+	}
+	err = serve(context.Background(), ln, dir, io.Discard, options{now: now, tick: childTick})
+	fmt.Fprintln(os.Stderr, "serve:", err)
+	os.Exit(2)
+}
+
+// TestServerKilledMidYear runs the example as a process through a
+// simulated year, a token every twelve hours: every Issue succeeds, no key
+// signs for more than 90 days (the scheduler rotates under the standing
+// approval made on the first start). Mid-year a security officer revokes
+// a token and the process is killed with SIGKILL as soon as the answer
+// comes; the restarted process refuses that token and goes on rotating.
+func TestServerKilledMidYear(t *testing.T) {
+	dir := t.TempDir()
+	clockPath := filepath.Join(t.TempDir(), "clock")
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	setClock := func(at time.Time) {
+		tmp := clockPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strconv.FormatInt(at.Unix(), 10)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, clockPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setClock(now)
+	startChild := func() (string, *testenv.Child) {
+		c := testenv.StartChild(t, envChildDir+"="+dir, envChildClock+"="+clockPath)
+		addr, err := c.Out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("child address: %v", err)
+		}
+		return "http://" + strings.TrimSpace(addr), c
+	}
+	base, child := startChild()
+	firstSeen := map[string]time.Time{} // kid -> first time it signed
+	runUntil := func(end time.Time) {
+		for now.Before(end) {
+			now = now.Add(12 * time.Hour)
+			setClock(now)
+			time.Sleep(5 * childTick) // let the scheduler tick at this time
+			tok := token(t, base, "orders:read")
+			if code, body := get(t, base+"/api/orders", tok); code != http.StatusOK {
+				t.Fatalf("%v: GET /api/orders with a fresh token = %d %q", now, code, body)
+			}
+			kid := tokenField(t, tok, 0, "kid")
+			if _, ok := firstSeen[kid]; !ok {
+				firstSeen[kid] = now
+			}
+			if age := now.Sub(firstSeen[kid]); age > keyring.MaxSigningRotation {
+				t.Fatalf("%v: %s has signed for %v, past 90 days", now, kid, age)
+			}
+		}
+	}
+	start := now
+	runUntil(start.Add(182 * keyring.Day))
+
+	victim := token(t, base, "orders:read")
+	admin := token(t, base, "keys:revoke")
+	req, _ := http.NewRequest("POST", base+"/api/admin/revoke", strings.NewReader(url.Values{"jti": {tokenField(t, victim, 1, "jti")}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !child.Kill(t) || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoke = %d; child killed right after: want 204 and a SIGKILL", resp.StatusCode)
+	}
+
+	base, child = startChild()
+	if code, body := get(t, base+"/api/orders", victim); code != http.StatusUnauthorized || !strings.Contains(body, "invalid_token") {
+		t.Errorf("revoked token after SIGKILL and restart = %d %q, want 401 invalid_token", code, body)
+	}
+	runUntil(start.Add(365 * keyring.Day))
+	child.Kill(t)
+	if len(firstSeen) < 4 {
+		t.Errorf("%d keys signed over a year, want at least 4 (one per 90 days)", len(firstSeen))
+	}
+}
+
+// tokenField returns a string member of a token's header (part 0) or
+// claims (part 1), unverified.
+func tokenField(t *testing.T, tok string, part int, name string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[part])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := m[name].(string)
+	if v == "" {
+		t.Fatalf("token has no %s", name)
+	}
+	return v
 }
