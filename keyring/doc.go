@@ -24,6 +24,31 @@
 // rotations (at RotateAfter of the rotation period, for sets with a
 // standing ApproveSchedule) and reports keys past their RotateBy.
 //
+// # Standing approvals and deadlines
+//
+// ApproveSchedule is an approver's standing approval of a set's scheduled
+// rotation under its current timing policy; WithdrawSchedule (any
+// approver) withdraws it. The KeyStore keeps it (ApprovalStore), so it
+// holds across restarts and for every replica: Run keeps rotating after a
+// restart with no host code. A changed timing policy voids it. A set whose
+// Active key passes RotateAfter without one is reported, at most once a
+// day, through Tick's error (ErrNotApproved, hence Config.OnTickError)
+// and an audit event (rotation.unapproved). Report shows each set's
+// approval. Past its RotateBy a signing key signs nothing and a data key
+// encrypts nothing (ErrOverdue; decryption goes on), unless
+// Config.UnsafeAllowOverdue, which is audited (config.unsafe) when the
+// keyring starts and shown in Report.
+//
+// # Durable configuration
+//
+// New refuses, next to a durable store (one that does not say otherwise
+// through Durable), parts that a restart would lose: an in-memory
+// revocation list (unless Config.UnsafeEphemeralRevocations, audited), and
+// a provider or key wrapper used by a set or secret whose key-encryption
+// key lives only in this process (signer.NewEphemeralWrapper, the
+// defaults). With Config.Revocations nil, a store that keeps its own
+// durable list (RevocationStore: filestore) provides it.
+//
 // # Emergency rotation
 //
 // Under the same standing approval, Tick keeps one standby key per signing
@@ -47,9 +72,11 @@
 // the kid, set and purpose as additional data; the sealed blob, base64,
 // is the key's BackendRef. Encrypt seals under the set's Active key;
 // Decrypt picks the key named in the ciphertext header. After rotation the
-// previous key (Retiring) only decrypts, until Tick retires it at the end
-// of the set's Grace, which for data keys is the window in which Rewrap
-// must move data to the Active key; a Retired key refuses to decrypt
+// previous key (Retiring) only decrypts, never stopping on a schedule: the
+// set's Grace is the target by which the host moves its data to the Active
+// key (Rewrap), and Report shows each rotated key's RewrapPendingSince.
+// Once the data is rewrapped, an approver's ApproveRetire and a second
+// principal's Retire end the key; a Retired key refuses to decrypt
 // (ErrDataKeyRetired) and a Destroyed one has lost its sealed material
 // (ErrDataKeyDestroyed). Unwrapped keys are cached in memory, as ready
 // ciphers, for DEKCacheTTL after their unwrap and at most DEKCacheSize of

@@ -54,8 +54,10 @@ type SetPolicy struct {
 	// sign: at least Visibility + Leeway. Default Visibility + 2*Leeway.
 	PrePublication time.Duration
 	// Grace is how long a rotated key still verifies: at least
-	// MaxTokenLifetime + Visibility + Leeway. Default: that sum; for data
-	// keys, how long a rotated key still decrypts, default RotationPeriod.
+	// MaxTokenLifetime + Visibility + Leeway. Default: that sum. For data
+	// keys, the target by which the host rewraps what a rotated key
+	// protects (its GraceUntil), default RotationPeriod: the key goes on
+	// decrypting after it, until an approved Retire.
 	Grace time.Duration
 	// MaxTokenLifetime bounds exp − iat of tokens the set signs.
 	MaxTokenLifetime time.Duration

@@ -1,6 +1,8 @@
 // Package filestore is a keyring.KeyStore for a single-node Core without a
-// database: the whole key state lives in one JSON file, rewritten
-// atomically on every change.
+// database: the whole key state (key records and standing approvals)
+// lives in one JSON file, rewritten atomically on every change, and the
+// revocations in a journal beside it (Revocations, path+".revoked"), which
+// keyring.New uses by default with this store.
 //
 // # Security
 //
@@ -16,7 +18,12 @@
 // same directory, syncs it, renames it over the store file and syncs the
 // directory. A crash (even SIGKILL or power loss after the rename's sync)
 // leaves either the old state or the new one, never a mix; a failed write
-// leaves the in-memory state unchanged too.
+// leaves the in-memory state unchanged too. A revocation is appended to
+// the journal and synced before its call returns; Open replays it into a
+// verifier.MemoryRevocationList that answers lookups, drops a last line
+// torn by a crash (its call never returned), and rewrites the journal
+// without jtis past their until plus verifier.MaxLeeway. Both files are
+// opened the same way: never through a symbolic link, mode 0600.
 //
 // # Concurrency
 //

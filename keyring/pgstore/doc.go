@@ -1,6 +1,7 @@
 // Package pgstore keeps the shared key state of several Core replicas in
 // PostgreSQL: a keyring.KeyStore (and keyring.BatchUpdater) with optimistic
-// concurrency, a verifier.RevocationList with an in-memory RevocationCache
+// concurrency that also keeps the standing approvals (table
+// tokenkms_approvals, migration 004), a verifier.RevocationList with an in-memory RevocationCache
 // for the verification hot path, a hash-chained audit.Sink, change
 // notification for the replicas' in-memory snapshots, and a leader lease so
 // that one replica at a time runs the scheduled transitions
@@ -31,6 +32,10 @@
 // other processes (Since fails closed as Revoked does); each replica's log
 // has its own epoch, so serve the feed from one replica or keep each
 // client on one.
+// A jti stays revoked until its until plus verifier.MaxLeeway
+// (verifier.RevocationHorizon), everywhere: Revoked, Purge and the cache's
+// reload. keyring.New refuses this store without a Config.Revocations (it
+// keeps no default list of its own).
 //
 // Audit: Store.Emit appends to the tokenkms_audit table a chain built with
 // audit.RecordHash, the rule of the file chain (audit.ChainLog), so one
