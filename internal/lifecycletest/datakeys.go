@@ -52,7 +52,7 @@ func activateDataKey(tb testing.TB, ring *keyring.Keyring, as func(string, keyri
 // DataKeys runs the keyring's envelope-encryption and secret flow with
 // data keys and secrets sealed by w: round trip, rotation with old
 // ciphertexts still readable, rewrap onto the new key, refusal after the
-// old key's retirement, and a secret rotated and read back with its
+// old key's approved retirement, and a secret rotated and read back with its
 // previous version.
 func DataKeys(t *testing.T, w signer.KeyWrapper) {
 	ring, as := DataKeyRing(t, w, -1)
@@ -74,6 +74,9 @@ func DataKeys(t *testing.T, w signer.KeyWrapper) {
 		t.Errorf("rewrapped under %s, want %s", got, k2.KID)
 	}
 	old := string(c1[4 : 4+int(c1[3])])
+	if err := ring.ApproveRetire(as("bob", keyring.RoleApprover), old); err != nil {
+		t.Fatalf("ApproveRetire: %v", err)
+	}
 	if err := ring.Retire(as("dave", keyring.RoleSecurityOfficer), old); err != nil {
 		t.Fatalf("Retire: %v", err)
 	}
