@@ -359,14 +359,6 @@ func cmdEmergency(fs *flag.FlagSet) func(context.Context, *cli, []string) error 
 	}
 }
 
-// durableRevocations refuses a revocation that the store cannot keep.
-func durableRevocations(s *session) error {
-	if s.pg == nil {
-		return fmt.Errorf("%w: a file store keeps no revocation list, so the revocation would end with this command; revoke through the running host (adminhttp) or use a PostgreSQL store", errUsage)
-	}
-	return nil
-}
-
 func cmdRevokeJTI(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 	until := fs.String("until", "", "")
 	return func(ctx context.Context, c *cli, a []string) error {
@@ -382,9 +374,6 @@ func cmdRevokeJTI(fs *flag.FlagSet) func(context.Context, *cli, []string) error 
 			end = t
 		}
 		return c.withRing(ctx, func(s *session) error {
-			if err := durableRevocations(s); err != nil {
-				return err
-			}
 			if err := s.ring.RevokeJTI(s.ctx, a[0], end); err != nil {
 				return err
 			}
@@ -410,9 +399,6 @@ func cmdRevokeKID(fs *flag.FlagSet) func(context.Context, *cli, []string) error 
 			cut = t
 		}
 		return c.withRing(ctx, func(s *session) error {
-			if err := durableRevocations(s); err != nil {
-				return err
-			}
 			if err := s.ring.RevokeKID(s.ctx, a[0], cut); err != nil {
 				return err
 			}

@@ -23,7 +23,6 @@ import (
 	"github.com/tokenkms/tokenkms/keyring/pgstore"
 	"github.com/tokenkms/tokenkms/kmsadapter/awskms"
 	"github.com/tokenkms/tokenkms/signer"
-	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // fileConfig is the CLI's configuration file (--config): the key sets and
@@ -209,12 +208,6 @@ func (st settings) open(ctx context.Context) (*session, error) {
 	}
 	if kc.Audit == nil {
 		return nil, fmt.Errorf("%w: no audit trail: with a file store give --audit FILE (or TOKENKMS_AUDIT), the host's hash-chained log", errUsage)
-	}
-	if kc.Revocations == nil {
-		// A file store keeps no revocation list: revoke refuses to run on
-		// one (see cmdRevoke); emergency rotation's kid revocation is
-		// kept by the key's Compromised state in the store.
-		kc.Revocations = verifier.NewMemoryRevocationList(nil)
 	}
 	if err := st.backends(ctx, cfg, &kc); err != nil {
 		return nil, err
