@@ -83,6 +83,10 @@ func ExampleKeyring_Rewrap() {
 	if err != nil {
 		panic(err)
 	}
+	// Retirement after the rewrap: an approver approves, a second person retires.
+	if err := ring.ApproveRetire(as(keyringtest.Approver), old.KID); err != nil {
+		panic(err)
+	}
 	if err := ring.Retire(as(keyringtest.SecurityOfficer), old.KID); err != nil {
 		panic(err)
 	}

@@ -173,16 +173,16 @@ func newRing(tb testing.TB, ctx context.Context, prov signer.Provider, alg strin
 	return newRingOn(tb, ctx, prov, alg, nil, keyringtest.NewClock(keyringtest.Start))
 }
 
-// newRingOn is newRing over store (nil: in memory) and clock.
+// newRingOn is newRing over store (nil: in memory) and clock, with the
+// keyring's default revocation list for that store.
 func newRingOn(tb testing.TB, ctx context.Context, prov signer.Provider, alg string, store keyring.KeyStore, clock *keyringtest.Clock) *ring {
 	tb.Helper()
 	kr, err := keyring.New(ctx, keyring.Config{
-		Store:       store,
-		Providers:   map[string]signer.Provider{Backend: prov},
-		Audit:       audit.NewRecorder(),
-		Revocations: verifier.NewMemoryRevocationList(clock.Now),
-		Now:         clock.Now,
-		Sets:        []keyring.SetPolicy{{Name: Set, Owner: "team-identity", Backend: Backend, Algorithm: alg}},
+		Store:     store,
+		Providers: map[string]signer.Provider{Backend: prov},
+		Audit:     audit.NewRecorder(), // Revocations: the store's default list
+		Now:       clock.Now,
+		Sets:      []keyring.SetPolicy{{Name: Set, Owner: "team-identity", Backend: Backend, Algorithm: alg}},
 	})
 	if err != nil {
 		tb.Fatalf("keyring.New: %v", err)

@@ -38,7 +38,7 @@ func Migrate(tb testing.TB, provider signer.Provider, core signer.Signer, in key
 	path := filepath.Join(tb.TempDir(), "keys.json")
 	open := func() (*ring, *filestore.Store) {
 		tb.Helper()
-		store, err := filestore.Open(path)
+		store, err := filestore.Open(path, filestore.WithClock(clock.Now))
 		if err != nil {
 			tb.Fatalf("filestore.Open: %v", err)
 		}

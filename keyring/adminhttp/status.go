@@ -32,7 +32,7 @@ var statusRules = []statusRule{
 		keyring.ErrUnknownDataKey, keyring.ErrSecretUnset}},
 	{http.StatusConflict, "conflict", []error{keyring.ErrExists, keyring.ErrConflict, keyring.ErrIllegalState,
 		keyring.ErrPrePublication, keyring.ErrApprovalRequired, keyring.ErrNoActiveKey, keyring.ErrFrozen,
-		keyring.ErrOverdue, keyring.ErrSecretRevoked, keyring.ErrDataKeyRetired, keyring.ErrDataKeyDestroyed,
+		keyring.ErrOverdue, keyring.ErrNotApproved, keyring.ErrSecretRevoked, keyring.ErrDataKeyRetired, keyring.ErrDataKeyDestroyed,
 		keyring.ErrDataKeyCompromised, keyring.ErrReviewOverdue}},
 	{http.StatusUnprocessableEntity, "unprocessable", []error{keyring.ErrImport, keyring.ErrPolicy,
 		keyring.ErrWrongPurpose, keyring.ErrNoOwner, keyring.ErrSecretValue, keyring.ErrCiphertext,
@@ -62,8 +62,8 @@ var statusRules = []statusRule{
 //	404 not found            keyring.ErrNotFound, ErrUnknownSet, ErrUnknownSecret, ErrUnknownDataKey, ErrSecretUnset
 //	409 conflict             the key's state refuses the action: keyring.ErrExists, ErrConflict, ErrIllegalState,
 //	                         ErrPrePublication, ErrApprovalRequired, ErrNoActiveKey, ErrFrozen, ErrOverdue,
-//	                         ErrSecretRevoked, ErrDataKeyRetired, ErrDataKeyDestroyed, ErrDataKeyCompromised,
-//	                         ErrReviewOverdue
+//	                         ErrNotApproved, ErrSecretRevoked, ErrDataKeyRetired, ErrDataKeyDestroyed,
+//	                         ErrDataKeyCompromised, ErrReviewOverdue
 //	422 unprocessable        the input is refused: keyring.ErrImport, ErrPolicy, ErrWrongPurpose, ErrNoOwner,
 //	                         ErrSecretValue, the ciphertext errors; signer.ErrWeakKey, ErrKeyFormat,
 //	                         ErrUnsupportedAlgorithm, ErrBadReference, ErrKeyNotFound, ErrKeyDisabled,

@@ -34,6 +34,7 @@ var sentinels = map[string]error{
 	"keyring.ErrSecretHook": keyring.ErrSecretHook, "keyring.ErrIncidentHook": keyring.ErrIncidentHook, "keyring.ErrImport": keyring.ErrImport,
 	"keyring.ErrCorruptRecord": keyring.ErrCorruptRecord, "keyring.ErrReviewOverdue": keyring.ErrReviewOverdue,
 	"keyring.ErrIncident": keyring.ErrIncident, "keyring.ErrDataKeyCompromised": keyring.ErrDataKeyCompromised,
+	"keyring.ErrConfig": keyring.ErrConfig, "keyring.ErrNotApproved": keyring.ErrNotApproved,
 	"signer.ErrUnsupportedAlgorithm": signer.ErrUnsupportedAlgorithm, "signer.ErrUnwrap": signer.ErrUnwrap,
 	"signer.ErrBadReference": signer.ErrBadReference, "signer.ErrKeyNotFound": signer.ErrKeyNotFound,
 	"signer.ErrKeyDisabled": signer.ErrKeyDisabled, "signer.ErrKeyPendingDeletion": signer.ErrKeyPendingDeletion,
@@ -61,6 +62,7 @@ var internal = map[string]bool{
 	"audit.ErrInjectedFailure": true, "filestore.ErrPermissions": true, "filestore.ErrFormatVersion": true,
 	"filestore.ErrCorrupt": true, "filestore.ErrInvalidKey": true, "pgstore.ErrMigration": true, "pgstore.ErrSchema": true,
 	"pgstore.ErrInvalidKey": true, "pgstore.ErrCorrupt": true, "keyring.ErrCorruptRecord": true, "pgstore.ErrCacheConfig": true, "adminhttp.ErrConfig": true,
+	"keyring.ErrConfig": true,
 }
 
 // declared lists the Err* variables of the package in dir, from its
