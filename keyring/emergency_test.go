@@ -73,12 +73,9 @@ func TestStandbyKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := signer.NewLocalProvider(signer.NewEphemeralWrapper())
-	if err != nil {
-		t.Fatal(err)
-	}
+	local, _ := durableProvider(t) // a durable store refuses an ephemeral KEK
 	providers := map[string]signer.Provider{"local": local}
-	e := newEnv(t, func(c *keyring.Config) { c.Store, c.Providers = store, providers })
+	e := newEnv(t, func(c *keyring.Config) { c.Store, c.Providers, c.Revocations = store, providers, nil })
 	old := e.bootstrap(t)
 	sb := e.withStandby(t)
 	if sb.ApprovedBy != "standing:bob" || sb.CreatedBy != keyring.SystemPrincipal.ID || sb.State != keyring.Pending {
@@ -107,7 +104,7 @@ func TestStandbyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e = newEnv(t, func(c *keyring.Config) { c.Store, c.Providers, c.Audit = store, providers, e.rec })
+	e = newEnv(t, func(c *keyring.Config) { c.Store, c.Providers, c.Audit, c.Revocations = store, providers, e.rec, nil })
 	if got := e.standby(t); got.KID != sb.KID {
 		t.Fatalf("standby after reopen = %s, want %s", got.KID, sb.KID)
 	}
@@ -1039,13 +1036,13 @@ func TestOnlyApprovedKeysTrusted(t *testing.T) {
 // skewedStore is a KeyStore that hands out one record with a state this
 // build does not know, as a store that does not check would.
 type skewedStore struct {
-	keyring.KeyStore
+	*keyring.MemStore
 	kid   string
 	state keyring.State
 }
 
 func (s skewedStore) List(ctx context.Context, f keyring.Filter) ([]keyring.Key, error) {
-	keys, err := s.KeyStore.List(ctx, f)
+	keys, err := s.MemStore.List(ctx, f)
 	for i := range keys {
 		if keys[i].KID == s.kid {
 			keys[i].State = s.state
@@ -1062,7 +1059,7 @@ func TestUnknownStateNotTrusted(t *testing.T) {
 			mem := keyring.NewMemStore()
 			e := newEnv(t, func(c *keyring.Config) { c.Store = mem })
 			k := e.bootstrap(t)
-			e2 := newEnv(t, func(c *keyring.Config) { c.Store = skewedStore{KeyStore: mem, kid: k.KID, state: st} })
+			e2 := newEnv(t, func(c *keyring.Config) { c.Store = skewedStore{MemStore: mem, kid: k.KID, state: st} })
 			if _, err := e2.ring.VerificationKey(context.Background(), k.KID); !errors.Is(err, verifier.ErrUnknownKID) {
 				t.Errorf("VerificationKey(state %d) = %v, want ErrUnknownKID", int(st), err)
 			}

@@ -84,7 +84,34 @@ func crashPool(ctx context.Context, dsn, schema string) (*pgxpool.Pool, error) {
 		return nil, err
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.ConnConfig.RuntimeParams["application_name"] = childApp(schema)
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// childApp is the application_name of the connections a process opens on
+// schema with crashPool.
+func childApp(schema string) string { return "tokenkms-" + schema }
+
+// waitChildGone waits until the server has no backend left for a killed
+// child on schema: a COMMIT the child sent just before SIGKILL may still
+// land after the process is gone, and a check must see the state after it.
+func waitChildGone(t *testing.T, pool *pgxpool.Pool, schema string) {
+	t.Helper()
+	ctx := testCtx(t)
+	for {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, childApp(schema)).Scan(&n); err != nil {
+			t.Fatalf("pg_stat_activity: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d backends of a killed child still on the server", n)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // crashChild rotates the set until it is killed: it finishes what a
@@ -169,6 +196,7 @@ func TestReplicaKilledMidRotation(t *testing.T) {
 			t.Fatal("child ended before it was killed")
 		}
 		kills++
+		waitChildGone(t, pool, schema)
 		checkReplicaState(t, st, seen)
 	}
 	n, err := st.VerifyAudit(ctx)
