@@ -170,6 +170,24 @@ func (r *Revocations) RevokeJTI(ctx context.Context, jti string, until time.Time
 	return r.append(ctx, journalEntry{JTI: jti, Until: until.UTC()})
 }
 
+// RevokeJTIs revokes many jtis, each until its time plus
+// verifier.MaxLeeway, in one journal write and one sync
+// (keyring.JTIBatchRevoker: an emergency rotation's recorded tokens). It
+// refuses the whole batch if one entry is refused.
+func (r *Revocations) RevokeJTIs(ctx context.Context, jtis map[string]time.Time) error {
+	es := make([]journalEntry, 0, len(jtis))
+	for jti, until := range jtis {
+		if jti == "" {
+			return fmt.Errorf("%w: empty jti", verifier.ErrArgument)
+		}
+		if err := verifier.CheckRevocationTime("until", until); err != nil {
+			return err
+		}
+		es = append(es, journalEntry{JTI: jti, Until: until.UTC()})
+	}
+	return r.append(ctx, es...)
+}
+
 // RevokeKID revokes every token of kid issued before issuedBefore, for
 // good. It returns once the revocation is on disk.
 func (r *Revocations) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
@@ -182,37 +200,62 @@ func (r *Revocations) RevokeKID(ctx context.Context, kid string, issuedBefore ti
 	return r.append(ctx, journalEntry{KID: kid, Before: issuedBefore.UTC()})
 }
 
-// append writes e to the journal, syncs it, then records it in memory,
-// compacting the journal when it has doubled.
-func (r *Revocations) append(ctx context.Context, e journalEntry) error {
+// append writes the entries still needed to the journal in one write,
+// syncs it, then records them in memory, compacting the journal when it
+// has doubled.
+func (r *Revocations) append(ctx context.Context, es ...journalEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	now := r.clock()
-	if !e.needed(now) {
-		return nil
+	var buf []byte
+	var kept []journalEntry
+	for _, e := range es {
+		if !e.needed(now) {
+			continue
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("filestore: revocation journal: encode: %w", err)
+		}
+		buf, kept = append(append(buf, b...), '\n'), append(kept, e)
 	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("filestore: revocation journal: encode: %w", err)
+	if len(kept) == 0 {
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.f == nil {
 		return ErrClosed
 	}
-	if _, err := r.f.Write(append(b, '\n')); err != nil {
+	fi, err := r.f.Stat()
+	if err != nil {
+		return fmt.Errorf("filestore: revocation journal: %w", err)
+	}
+	if err := r.writeSynced(buf); err != nil {
+		// Cut what a failed write may have left, so that the next append
+		// does not follow a partial line.
+		return errors.Join(err, r.f.Truncate(fi.Size()))
+	}
+	r.lines += len(kept)
+	for _, e := range kept {
+		if err := r.record(ctx, e); err != nil {
+			return err
+		}
+	}
+	if r.lines >= compactMin && r.lines >= 2*r.compacted {
+		return r.compactLocked(now)
+	}
+	return nil
+}
+
+// writeSynced appends b to the journal and syncs it; r.mu is held.
+func (r *Revocations) writeSynced(b []byte) error {
+	if _, err := r.f.Write(b); err != nil {
 		return fmt.Errorf("filestore: revocation journal: write: %w", err)
 	}
 	if err := r.f.Sync(); err != nil {
 		return fmt.Errorf("filestore: revocation journal: sync: %w", err)
-	}
-	r.lines++
-	if err := r.record(ctx, e); err != nil {
-		return err
-	}
-	if r.lines >= compactMin && r.lines >= 2*r.compacted {
-		return r.compactLocked(now)
 	}
 	return nil
 }

@@ -235,3 +235,41 @@ func TestRevocationSurvivesSIGKILL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.json")
 	lifecycletest.RevokeThenKill(t, fileOpener(path), envRevokePath+"="+path)
 }
+
+// TestRevokeJTIsBatch: an emergency rotation's recorded jtis go to the
+// journal in one write; a batch with one refused entry revokes nothing.
+func TestRevokeJTIsBatch(t *testing.T) {
+	clock := keyringtest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "keys.json")
+	s, err := filestore.Open(path, filestore.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	var b keyring.JTIBatchRevoker = s.Revocations()
+	bad := map[string]time.Time{"x-1": clock.Now().Add(time.Hour), "x-2": {}}
+	if err := b.RevokeJTIs(ctx, bad); !errors.Is(err, verifier.ErrArgument) {
+		t.Errorf("RevokeJTIs with a zero until = %v, want %v", err, verifier.ErrArgument)
+	}
+	batch := map[string]time.Time{}
+	for i := range 500 {
+		batch[jtiName(0, i)] = clock.Now().Add(time.Hour)
+	}
+	if err := b.RevokeJTIs(ctx, batch); err != nil {
+		t.Fatalf("RevokeJTIs: %v", err)
+	}
+	s.Close()
+	s2, err := filestore.Open(path, filestore.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for jti := range batch {
+		if got, _ := s2.Revocations().Revoked(ctx, "k", jti, clock.Now()); !got {
+			t.Fatalf("%s not revoked after reopen", jti)
+		}
+	}
+	if got, _ := s2.Revocations().Revoked(ctx, "k", "x-1", clock.Now()); got {
+		t.Errorf("x-1 of the refused batch is revoked")
+	}
+}

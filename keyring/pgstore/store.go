@@ -277,7 +277,10 @@ func (s *Store) RevokeJTIs(ctx context.Context, jtis map[string]time.Time) error
 		if jti == "" {
 			return fmt.Errorf("%w: empty jti", verifier.ErrArgument)
 		}
-		if until.After(now) {
+		if err := verifier.CheckRevocationTime("until", until); err != nil {
+			return err
+		}
+		if verifier.RevocationHorizon(until).After(now) {
 			ids, untils = append(ids, jti), append(untils, until.UTC())
 		}
 	}
