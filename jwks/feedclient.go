@@ -361,7 +361,8 @@ func (f *RevocationFeed) apply(ctx context.Context, d *document, size int) error
 		}
 	}
 	for _, j := range d.jtis {
-		if err := f.list.RevokeJTI(ctx, string(j.Digest[:]), time.Unix(j.Until, 0)); err != nil {
+		// The feed carries the horizon; RevokeJTI adds MaxLeeway to an until.
+		if err := f.list.RevokeJTI(ctx, string(j.Digest[:]), time.Unix(j.Until, 0).Add(-verifier.MaxLeeway)); err != nil {
 			return err
 		}
 	}

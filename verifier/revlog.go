@@ -28,7 +28,7 @@ func DigestJTI(jti string) JTIDigest {
 type JTIRevocation struct {
 	Seq    uint64 // the change that recorded it
 	Digest JTIDigest
-	Until  int64 // Unix seconds, rounded up
+	Until  int64 // Unix seconds, rounded up: the horizon (until + MaxLeeway, RevocationHorizon)
 }
 
 // KIDRevocation is one kid policy in a revocation log: every token of KID

@@ -20,9 +20,9 @@ func TestLoggedRevocationListSince(t *testing.T) {
 	l.RevokeJTI(ctx, "a", t0.Add(time.Hour))
 	l.RevokeKID(ctx, "k1", t0)
 	l.RevokeJTI(ctx, "b", t0.Add(90*time.Minute+time.Millisecond))
-	l.RevokeJTI(ctx, "past", t0.Add(-time.Second)) // no change: not logged
-	l.RevokeJTI(ctx, "a", t0.Add(time.Minute))     // no change: not logged
-	l.RevokeKID(ctx, "k1", t0.Add(-time.Hour))     // no change: not logged
+	l.RevokeJTI(ctx, "past", t0.Add(-verifier.MaxLeeway-time.Second)) // no change: not logged
+	l.RevokeJTI(ctx, "a", t0.Add(time.Minute))                        // no change: not logged
+	l.RevokeKID(ctx, "k1", t0.Add(-time.Hour))                        // no change: not logged
 	epoch, head, err := l.Cursor()
 	if err != nil || epoch == 0 || head != 3 {
 		t.Fatalf("Cursor: got %x, %d, %v; want an epoch, 3, nil", epoch, head, err)
@@ -38,14 +38,14 @@ func TestLoggedRevocationListSince(t *testing.T) {
 		wantEpoch uint64
 	}{
 		{name: "from 0", epoch: epoch, cursor: 0, wantFull: true, wantKIDs: 1, wantJTIs: []verifier.JTIRevocation{
-			{Seq: 1, Digest: verifier.DigestJTI("a"), Until: t0.Add(time.Hour).Unix()},
-			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: t0.Add(90*time.Minute + time.Second).Unix()},
+			{Seq: 1, Digest: verifier.DigestJTI("a"), Until: verifier.RevocationHorizon(t0.Add(time.Hour)).Unix()},
+			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: verifier.RevocationHorizon(t0.Add(90*time.Minute + time.Second)).Unix()},
 		}},
 		{name: "after 1", epoch: epoch, cursor: 1, wantFrom: 1, wantKIDs: 1, wantJTIs: []verifier.JTIRevocation{
-			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: t0.Add(90*time.Minute + time.Second).Unix()},
+			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: verifier.RevocationHorizon(t0.Add(90*time.Minute + time.Second)).Unix()},
 		}},
 		{name: "after 2", epoch: epoch, cursor: 2, wantFrom: 2, wantJTIs: []verifier.JTIRevocation{
-			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: t0.Add(90*time.Minute + time.Second).Unix()},
+			{Seq: 3, Digest: verifier.DigestJTI("b"), Until: verifier.RevocationHorizon(t0.Add(90*time.Minute + time.Second)).Unix()},
 		}},
 		{name: "at the head", epoch: epoch, cursor: 3, wantFrom: 3},
 		{name: "past the head", epoch: epoch, cursor: 4, wantFull: true, wantKIDs: 1, wantJTIs: make([]verifier.JTIRevocation, 2)},
@@ -85,7 +85,7 @@ func TestLoggedRevocationListCompacts(t *testing.T) {
 	l.RevokeJTI(ctx, "long", t0.Add(time.Hour))
 	epoch, _, _ := l.Cursor()
 	before, _ := l.Since(epoch, 0)
-	now = t0.Add(2 * time.Minute)
+	now = verifier.RevocationHorizon(t0.Add(2 * time.Minute))
 	l.RevokeJTI(ctx, "later", t0.Add(time.Hour))
 	after, _ := l.Since(epoch, 0)
 	if len(after.JTIs) != 2 || after.JTIs[0].Digest != verifier.DigestJTI("long") {
