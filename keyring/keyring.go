@@ -455,7 +455,7 @@ func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error)
 	if prov == nil {
 		return nil, fmt.Errorf("%w: no provider for backend %q", ErrBackend, k.Backend)
 	}
-	s, err := prov.Open(ctx, k.KID, k.BackendRef)
+	s, err := prov.Open(ctx, k.KID, k.BackendRef.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrBackend, k.KID, err)
 	}

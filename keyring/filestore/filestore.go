@@ -67,7 +67,7 @@ func toRecord(k keyring.Key) (keyRecord, error) {
 		ApprovedBy: k.ApprovedBy, ApprovedAt: k.ApprovedAt.UTC(), ActivateAt: k.ActivateAt.UTC(),
 		ActivatedAt: k.ActivatedAt.UTC(), RetiringAt: k.RetiringAt.UTC(), GraceUntil: k.GraceUntil.UTC(),
 		RetiredAt: k.RetiredAt.UTC(), CompromisedAt: k.CompromisedAt.UTC(), DestroyedAt: k.DestroyedAt.UTC(),
-		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef, Standby: k.Standby, Version: k.Version,
+		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef.Reveal(), Standby: k.Standby, Version: k.Version,
 	}
 	if k.KID == "" {
 		return keyRecord{}, fmt.Errorf("%w: empty kid", ErrInvalidKey)
@@ -92,7 +92,7 @@ func (r keyRecord) key() (keyring.Key, error) {
 		ApprovedBy: r.ApprovedBy, ApprovedAt: r.ApprovedAt, ActivateAt: r.ActivateAt, ActivatedAt: r.ActivatedAt,
 		RetiringAt: r.RetiringAt, GraceUntil: r.GraceUntil, RetiredAt: r.RetiredAt,
 		CompromisedAt: r.CompromisedAt, DestroyedAt: r.DestroyedAt, Incident: r.Incident,
-		Backend: r.Backend, BackendRef: r.BackendRef, Standby: r.Standby, Version: r.Version,
+		Backend: r.Backend, BackendRef: keyring.Hide(r.BackendRef), Standby: r.Standby, Version: r.Version,
 	}
 	if r.KID == "" || r.Version < 1 {
 		return keyring.Key{}, fmt.Errorf("%w: record without kid or version", ErrCorrupt)
