@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,12 @@ func (h Hidden) Reveal() string {
 
 // IsZero reports whether h holds nothing.
 func (h Hidden) IsZero() bool { return h.s == nil }
+
+// Equal reports whether h and o hold the same string, in time that does
+// not depend on where they differ; go-cmp uses it to compare Keys.
+func (h Hidden) Equal(o Hidden) bool {
+	return subtle.ConstantTimeCompare([]byte(h.Reveal()), []byte(o.Reveal())) == 1
+}
 
 // String is "REDACTED", or "" when h holds nothing.
 func (h Hidden) String() string {

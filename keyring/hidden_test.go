@@ -118,6 +118,9 @@ func TestHidden(t *testing.T) {
 			if got := h.IsZero(); got != tt.wantZero {
 				t.Errorf("IsZero = %t, want %t", got, tt.wantZero)
 			}
+			if !h.Equal(keyring.Hide(tt.in)) || h.Equal(keyring.Hide(tt.in+"x")) {
+				t.Errorf("Equal: want true for the same string only")
+			}
 			j, err := json.Marshal(h)
 			if err != nil {
 				t.Fatalf("json.Marshal: %v", err)

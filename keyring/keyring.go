@@ -287,6 +287,19 @@ func (r *Keyring) Keys(ctx context.Context, f Filter) ([]Key, error) {
 	return r.store.List(ctx, f)
 }
 
+// SigningSets names the signing sets, in Config order. It implements
+// verifier.SetLister: a verifier of a keyring with more than one must name
+// the sets it trusts (verifier.Policy.KeySets).
+func (r *Keyring) SigningSets() []string {
+	var out []string
+	for _, name := range r.setOrder {
+		if r.sets[name].Purpose == Signing {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // VerificationKey implements verifier.KeySource from the snapshot. Only
 // an allow-list of states verifies: approved Pending, Active and Retiring
 // (within grace) signing keys. A retired or destroyed key gives

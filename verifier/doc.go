@@ -23,7 +23,10 @@
 // algorithms (never "none" or HS*) and equal to the key's own algorithm;
 // RSA keys of at least 2048 bits; "typ" at+jwt; the key chosen by "kid"
 // through the KeySource only ("jku", "x5u", "x5c", "jwk" and "b64" are
-// refused, and so is any "crit"); the signature checked before any claim is
+// refused, and so is any "crit") and trusted only if its key set is one
+// the Policy names (KeySets: required when the keyring holds several
+// signing sets, so that one set's key cannot sign for another's APIs); the
+// signature checked before any claim is
 // decoded; exp, iat, iss, aud, sub, client_id and jti required; nbf, iat and
 // exp with a bounded leeway; a maximum age and lifetime; revocation by jti
 // and by kid, failing closed. Errors quote at most a clipped kid, alg, typ
@@ -55,7 +58,8 @@
 //
 // Verify wraps exactly one sentinel of errors.go per rejection (ErrMalformed,
 // ErrTooLarge, ErrAlgorithm, ErrHeaderParam, ErrCrit, ErrType,
-// ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired, ErrKeyCompromised,
+// ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired,
+// ErrKeyCompromised, ErrKeySet,
 // ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrTooOld,
 // ErrLifetime, ErrMissingClaim, ErrClaimType, ErrIssuer, ErrAudience,
 // ErrMissingJTI, ErrRevoked, ErrRevocationCheck, ErrScope,

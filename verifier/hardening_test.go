@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,4 +106,90 @@ func TestRealmRefused(t *testing.T) {
 			t.Errorf("NewMiddleware(nil) error = %v, want ErrPolicy", err)
 		}
 	})
+}
+
+// setSource is a KeySource whose keys belong to named sets (a SetLister,
+// as the keyring is).
+type setSource struct {
+	*keySource
+	sets []string
+}
+
+func (s setSource) SigningSets() []string { return s.sets }
+
+// TestKeySetsRequired: with a KeySource naming more than one signing set,
+// New requires the Policy to name the trusted ones; names must be sets of
+// the source; a source naming no sets takes none (issue 14, item 2).
+func TestKeySetsRequired(t *testing.T) {
+	f := newFixture(t, "ES256")
+	tests := []struct {
+		name     string
+		src      verifier.KeySource
+		keySets  []string
+		wantErr  error
+		wantSets []string
+	}{
+		{name: "two sets, none named", src: setSource{f.src, []string{"access", "partner"}}, wantErr: verifier.ErrPolicy},
+		{name: "two sets, one named", src: setSource{f.src, []string{"access", "partner"}}, keySets: []string{"access"}, wantSets: []string{"access"}},
+		{name: "unknown set", src: setSource{f.src, []string{"access", "partner"}}, keySets: []string{"acess"}, wantErr: verifier.ErrPolicy},
+		{name: "empty entry", src: setSource{f.src, []string{"access"}}, keySets: []string{""}, wantErr: verifier.ErrPolicy},
+		{name: "one set is the default", src: setSource{f.src, []string{"access"}}, wantSets: []string{"access"}},
+		{name: "no signing set", src: setSource{f.src, nil}, wantErr: verifier.ErrPolicy},
+		{name: "source without sets, none named", src: f.src, wantSets: nil},
+		{name: "source without sets, one named", src: f.src, keySets: []string{"access"}, wantErr: verifier.ErrPolicy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := basePolicy()
+			p.KeySets = tt.keySets
+			v, err := verifier.New(tt.src, p, verifier.WithRevocationList(f.revs))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("New error = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "KeySets") {
+					t.Errorf("New error = %q, want it to name KeySets", err)
+				}
+				return
+			}
+			if got := v.Policy().KeySets; !slices.Equal(got, tt.wantSets) {
+				t.Errorf("Policy().KeySets = %q, want %q", got, tt.wantSets)
+			}
+		})
+	}
+}
+
+// TestKeySetNotTrusted: a token signed by a key of a set the Policy does
+// not name is refused with ErrKeySet, also when it was cached while its
+// kid belonged to a trusted set.
+func TestKeySetNotTrusted(t *testing.T) {
+	f := newFixture(t, "ES256", "EdDSA")
+	es, ed := testSigner(t, "ES256"), testSigner(t, "EdDSA")
+	partner := f.src.keys[ed.KID()]
+	partner.Set = "partner"
+	f.src.keys[ed.KID()] = partner
+	src := setSource{f.src, []string{"access", "partner"}}
+	p := basePolicy()
+	p.KeySets = []string{"access"}
+	v, err := verifier.New(src, p, verifier.WithRevocationList(f.revs), verifier.WithNow(f.clock), verifier.WithCache(8))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, f.issue(t, ed, baseClaims())); !errors.Is(err, verifier.ErrKeySet) {
+		t.Errorf("token of the partner set: error = %v, want ErrKeySet", err)
+	}
+	tok := f.issue(t, es, baseClaims())
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Fatalf("token of the access set: %v", err)
+	}
+	moved := f.src.keys[es.KID()]
+	moved.Set = "partner"
+	f.src.keys[es.KID()] = moved
+	if _, err := v.Verify(ctx, tok); !errors.Is(err, verifier.ErrKeySet) {
+		t.Errorf("cached token whose key is now in the partner set: error = %v, want ErrKeySet", err)
+	}
+	if st := v.CacheStats(); st.Hits != 1 {
+		t.Errorf("cache hits = %d, want 1 (the refusal must come from the cached path)", st.Hits)
+	}
 }
