@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/safefile"
 	"github.com/tokenkms/tokenkms/keyring"
 )
 
@@ -123,9 +124,9 @@ type Store struct {
 // Open opens the store at path, creating it (mode 0600, empty) if it does
 // not exist. The directory must exist.
 func Open(path string) (*Store, error) {
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, _, err := openFile(path+".lock", os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("filestore: open lock file: %w", err)
+		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
@@ -141,6 +142,22 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openFile opens a file of the store: every file the store opens goes
+// through it, so that none is reached through a symbolic link, owned by
+// another user, or open to group or others, nor lies in a directory they
+// may write (ErrPermissions). With os.O_CREATE it creates a missing file
+// with mode 0600.
+func openFile(path string, flag int) (*os.File, bool, error) {
+	f, created, err := safefile.Open(path, flag)
+	switch {
+	case errors.Is(err, safefile.ErrUnsafe):
+		return nil, false, fmt.Errorf("%w: %w", ErrPermissions, err)
+	case err != nil:
+		return nil, false, fmt.Errorf("filestore: open %s: %w", filepath.Base(path), err)
+	}
+	return f, created, nil
 }
 
 // removeTemps deletes temporary files left by a writer that died before
@@ -161,24 +178,14 @@ func (s *Store) removeTemps() {
 
 // load reads the file into s.keys, or creates an empty one.
 func (s *Store) load() error {
-	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, _, err := openFile(s.path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s.write(s.keys)
 	}
 	if err != nil {
-		return fmt.Errorf("filestore: open: %w", err)
+		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("filestore: stat: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrPermissions, s.path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("%w: %s has mode %#o", ErrPermissions, s.path, perm)
-	}
 	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return fmt.Errorf("filestore: read: %w", err)
