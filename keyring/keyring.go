@@ -591,7 +591,7 @@ func (r *Keyring) principalFor(ctx context.Context, a Action, set, kid string) (
 	if !ok {
 		err = fmt.Errorf("%w: %s", ErrNoPrincipal, a)
 		p = Principal{ID: "anonymous"}
-	} else {
+	} else if err = p.Validate(); err == nil {
 		err = r.authorizeSet(ctx, p, a, set, r.purposeOf(set))
 	}
 	if err != nil {

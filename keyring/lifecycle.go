@@ -144,7 +144,7 @@ func (r *Keyring) Approve(ctx context.Context, kid string) error {
 	if err != nil {
 		return err
 	}
-	if p.ID == k.CreatedBy {
+	if p.Is(k.CreatedBy) {
 		return r.denied(ctx, p, ActionApprove, k.Set, kid, fmt.Errorf("%w: %s created %s", ErrSelfApproval, p.ID, kid))
 	}
 	if k.State != Pending || k.approved() {
@@ -191,7 +191,7 @@ func (r *Keyring) activateLocked(ctx context.Context, p Principal, k Key) error 
 		if k.ApprovedBy == "" {
 			return r.denied(ctx, p, ActionActivate, k.Set, k.KID, fmt.Errorf("%w: %s has no recorded approval", ErrApprovalRequired, k.KID))
 		}
-		if k.ApprovedBy == p.ID {
+		if p.Is(k.ApprovedBy) {
 			return r.denied(ctx, p, ActionActivate, k.Set, k.KID, fmt.Errorf("%w: %s approved %s and cannot also deploy it", ErrSelfApproval, p.ID, k.KID))
 		}
 	}
