@@ -32,6 +32,13 @@
 // and by kid, failing closed. Errors quote at most a clipped kid, alg, typ
 // or claim value, never the token; the Middleware's bodies say nothing.
 //
+// ECDSA signatures are malleable: if (r, s) verifies, so does (r, n−s),
+// and JOSE does not forbid either (RFC 7518 §3.4), so one token may be
+// presented in two byte forms. Key replay detection on the jti (Claims.ID),
+// as revocation does, never on the token's bytes or their hash; the
+// verified-token cache keeps the two forms as two entries, each checked
+// against revocation on every hit.
+//
 // # Verified-token cache
 //
 // WithCache (off by default) remembers tokens that passed every check,

@@ -2,12 +2,16 @@ package verifier_test
 
 import (
 	"context"
+	"crypto/elliptic"
+	"encoding/base64"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -191,5 +195,81 @@ func TestKeySetNotTrusted(t *testing.T) {
 	}
 	if st := v.CacheStats(); st.Hits != 1 {
 		t.Errorf("cache hits = %d, want 1 (the refusal must come from the cached path)", st.Hits)
+	}
+}
+
+// malleate returns tok with its ECDSA signature (r, s) replaced by
+// (r, n−s), which verifies as well.
+func malleate(t *testing.T, tok string, curve elliptic.Curve) string {
+	t.Helper()
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(sig) / 2
+	s := new(big.Int).SetBytes(sig[size:])
+	s.Sub(curve.Params().N, s)
+	out := append(sig[:size:size], s.FillBytes(make([]byte, size))...)
+	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// TestECDSAMalleability: (r, n−s) is a second valid signature of the same
+// token (JOSE does not forbid it), so the token bytes are no replay key:
+// the jti is. Both forms verify to the same claims, each is its own cache
+// entry, and revocation by jti or by kid refuses both, from the cache too
+// (issue 14, item 7).
+func TestECDSAMalleability(t *testing.T) {
+	tests := []struct {
+		name   string
+		alg    string
+		curve  elliptic.Curve
+		revoke func(t *testing.T, f *fixture, kid string)
+	}{
+		{name: "ES256, revoke jti", alg: "ES256", curve: elliptic.P256(), revoke: func(t *testing.T, f *fixture, _ string) {
+			if err := f.revs.RevokeJTI(context.Background(), "jti-1", t0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "ES384, revoke kid", alg: "ES384", curve: elliptic.P384(), revoke: func(t *testing.T, f *fixture, kid string) {
+			if err := f.revs.RevokeKID(context.Background(), kid, t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.alg)
+			s := testSigner(t, tt.alg)
+			v := f.verifier(t, basePolicy(), verifier.WithCache(16))
+			ctx := context.Background()
+			tok := craft(t, s, hdr(s), claimsJSON(nil))
+			twin := malleate(t, tok, tt.curve)
+			if twin == tok {
+				t.Fatal("malleate changed nothing")
+			}
+			for range 2 { // the second round is answered from the cache
+				a, err := v.Verify(ctx, tok)
+				if err != nil {
+					t.Fatalf("Verify(token): %v", err)
+				}
+				b, err := v.Verify(ctx, twin)
+				if err != nil {
+					t.Fatalf("Verify(malleated twin): %v", err)
+				}
+				if a.ID != b.ID || a.Subject != b.Subject || !a.ExpiresAt.Equal(b.ExpiresAt) {
+					t.Errorf("claims differ: %+v vs %+v", a, b)
+				}
+			}
+			if st := v.CacheStats(); st.Len != 2 || st.Hits != 2 {
+				t.Errorf("cache holds %d entries after %d hits, want 2 entries (one per form) and 2 hits", st.Len, st.Hits)
+			}
+			tt.revoke(t, f, s.KID())
+			for _, form := range []string{tok, twin} {
+				if _, err := v.Verify(ctx, form); !errors.Is(err, verifier.ErrRevoked) {
+					t.Errorf("Verify after revocation: error = %v, want ErrRevoked", err)
+				}
+			}
+		})
 	}
 }
