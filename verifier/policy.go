@@ -36,7 +36,8 @@ type Policy struct {
 	// signing sets, and KeySets is required when it holds more than one
 	// (with exactly one, that set is the default). A KeySource that names
 	// no sets (jwks.RemoteSet: the JWKS URL it fetches is its trust
-	// boundary, so serve each API's sets at their own URL) takes none.
+	// boundary: serve each API's sets at their own URL with jwks.WithSets)
+	// takes none.
 	KeySets []string
 
 	// Algorithms allowed in "alg" (default DefaultAlgorithms). Only
@@ -146,7 +147,7 @@ func (c *policy) trustSets(keys KeySource) error {
 	l, ok := keys.(SetLister)
 	if !ok {
 		if len(c.KeySets) > 0 {
-			return policyError("KeySets", "the KeySource names no key sets (a JWKS client trusts what its URL serves: give each API its own JWKS URL)")
+			return policyError("KeySets", "the KeySource names no key sets (a JWKS client trusts what its URL serves: give each API its own URL, served with jwks.WithSets)")
 		}
 		return nil
 	}
