@@ -66,10 +66,9 @@
 // Verify wraps exactly one sentinel of errors.go per rejection (ErrMalformed,
 // ErrTooLarge, ErrAlgorithm, ErrHeaderParam, ErrCrit, ErrType,
 // ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired,
-// ErrKeyCompromised, ErrKeySet,
-// ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrTooOld,
-// ErrLifetime, ErrMissingClaim, ErrClaimType, ErrIssuer, ErrAudience,
-// ErrMissingJTI, ErrRevoked, ErrRevocationCheck, ErrScope,
-// ErrPrincipalType, ErrClientID, ErrKeySource): match with errors.Is. New
-// reports an invalid Policy with ErrPolicy, naming the field.
+// ErrKeyCompromised, ErrKeySet, ErrSignature, ErrExpired, ErrNotYetValid,
+// ErrIssuedInFuture, ErrTooOld, ErrLifetime, ErrMissingClaim, ErrClaimType,
+// ErrIssuer, ErrAudience, ErrMissingJTI, ErrRevoked, ErrRevocationCheck,
+// ErrScope, ErrPrincipalType, ErrClientID, ErrKeySource): match with
+// errors.Is. New reports an invalid Policy with ErrPolicy, naming the field.
 package verifier
