@@ -97,3 +97,32 @@ func TestPrincipalIs(t *testing.T) {
 		})
 	}
 }
+
+// TestBreakGlassReviewUnderAnotherCase: the officer who ran an emergency
+// rotation cannot review its break-glass key under another case of its id,
+// nor under a look-alike one.
+func TestBreakGlassReviewUnderAnotherCase(t *testing.T) {
+	e := newEnv(t)
+	old := e.bootstrap(t)
+	fresh, err := e.ring.EmergencyRotate(ctx(t, dave), old.KID, keyring.Incident{ID: "INC-case"})
+	if err != nil {
+		t.Fatalf("EmergencyRotate: %v", err)
+	}
+	tests := []struct {
+		id   string
+		want error
+	}{
+		{id: "DAVE", want: keyring.ErrSelfApproval},
+		{id: "Dave", want: keyring.ErrSelfApproval},
+		{id: "ｄａｖｅ", want: keyring.ErrPrincipalID},
+	}
+	for _, tt := range tests {
+		p := keyring.Principal{ID: tt.id, Roles: []keyring.Role{keyring.RoleApprover, keyring.RoleSecurityOfficer}}
+		if err := e.ring.Review(ctx(t, p), fresh.KID); !errors.Is(err, tt.want) {
+			t.Errorf("Review as %q of dave's break-glass key: error = %v, want %v", tt.id, err, tt.want)
+		}
+	}
+	if err := e.ring.Review(ctx(t, bob), fresh.KID); err != nil {
+		t.Errorf("Review by bob: %v", err)
+	}
+}
