@@ -16,7 +16,10 @@ type Claims struct {
 	ExpiresAt time.Time // "exp"
 	NotBefore time.Time // "nbf"
 	IssuedAt  time.Time // "iat"
-	ID        string    // "jti"
+	// ID is "jti": the token's identity. Key replay checks and
+	// revocations on it, never on the token's bytes, which are not unique
+	// (an ECDSA signature (r, s) has a twin (r, n−s) that verifies too).
+	ID string
 
 	Scope         []string // "scope": space-separated on the wire (RFC 9068 §2.2.3)
 	ClientID      string   // "client_id"

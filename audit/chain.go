@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/tokenkms/tokenkms/internal/safefile"
 )
 
 // Genesis is the prev value of the first record of a chain: 64 zeros, the
@@ -203,24 +205,23 @@ func WithBatchSync() ChainOption {
 // OpenChain opens or creates the chained log at path: mode 0600, opened
 // with O_APPEND. An existing file is verified in full and the chain
 // continues after its last record; a file that fails verification is
-// refused (the *ChainError names the broken link), as is a file that
-// others than its owner may read or write. By default each Emit syncs the
-// file before it returns.
+// refused (the *ChainError names the broken link), and so (with
+// ErrFilePermissions) is a symbolic link at path, a file not owned by this
+// process's user (or root) or that others than its owner may read or
+// write, and a directory that group or others may write. By default each
+// Emit syncs the file before it returns.
 func OpenChain(path string, opts ...ChainOption) (*ChainLog, error) {
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, os.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
+	f, created, err := safefile.Open(path, os.O_RDWR|os.O_CREATE|os.O_APPEND)
+	switch {
+	case errors.Is(err, safefile.ErrUnsafe):
+		return nil, fmt.Errorf("%w: %w", ErrFilePermissions, err)
+	case err != nil:
 		return nil, fmt.Errorf("audit: open chain: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit: open chain: %w", err)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s has mode %v, want 0600 or stricter", ErrFilePermissions, filepath.Base(path), perm)
 	}
 	st, err := verify(io.NewSectionReader(f, 0, fi.Size()), nil)
 	if err != nil {

@@ -24,9 +24,10 @@ var (
 	// ErrChainBroken: a hash-chained log failed verification. The error is
 	// a *ChainError that names the first broken link.
 	ErrChainBroken = errors.New("audit: hash chain broken")
-	// ErrFilePermissions: OpenChain found a file that others than its owner
-	// may read or write.
-	ErrFilePermissions = errors.New("audit: chain file permissions too open")
+	// ErrFilePermissions: OpenChain found a symbolic link at the path, a
+	// file not owned by this process's user (or root) or that others than
+	// its owner may read or write, or a directory group or others may write.
+	ErrFilePermissions = errors.New("audit: chain file or directory unsafe")
 	// ErrChainFailed: an earlier write to a ChainLog failed part way, so
 	// the file may hold a partial record; the log refuses further events
 	// until it is reopened (which verifies the file).

@@ -63,8 +63,19 @@ func WithErrorHandler(f func(r *http.Request, err error)) Option {
 	return func(h *handler) { h.onError = f }
 }
 
+// WithSets publishes only the keys of the named key sets. A remote
+// verifier (RemoteSet) trusts every key its URL serves, so serve each
+// API's trusted sets at their own URL, as an in-process verifier names
+// them in verifier.Policy.KeySets. A name no key carries publishes
+// nothing from it.
+func WithSets(sets ...string) Option {
+	sets = slices.Clone(sets)
+	return func(h *handler) { h.sets = sets }
+}
+
 type handler struct {
 	src          KeySource
+	sets         []string // publish only these sets' keys; nil: all
 	maxAge       time.Duration
 	cacheControl string // from maxAge, once the options are applied
 	onError      func(*http.Request, error)
@@ -143,6 +154,9 @@ func (h *handler) current(ctx context.Context) (*encoded, error) {
 		return nil, fmt.Errorf("jwks: key source: %w", err)
 	}
 	keys = slices.Clone(keys)
+	if h.sets != nil {
+		keys = slices.DeleteFunc(keys, func(k verifier.Key) bool { return !slices.Contains(h.sets, k.Set) })
+	}
 	slices.SortFunc(keys, func(a, b verifier.Key) int { return cmp.Compare(a.KID, b.KID) })
 	if c := h.cache.Load(); c != nil && sameKeys(c.keys, keys) {
 		return c, nil

@@ -375,3 +375,47 @@ func TestHandlerMaxAgeFromSource(t *testing.T) {
 		t.Errorf("WithMaxAge over the source's policy: got %q, want max-age=60", got)
 	}
 }
+
+// TestHandlerWithSets: WithSets publishes only the named sets' keys, so a
+// remote verifier of one API is served no other set's key (issue 14,
+// item 2).
+func TestHandlerWithSets(t *testing.T) {
+	keys := fourKeys()
+	keys[1].Set, keys[3].Set = "partner-tokens", "partner-tokens"
+	tests := []struct {
+		name string
+		sets []string
+		want []string // kids served
+		gone []string
+	}{
+		{name: "one set", sets: []string{"access-tokens"}, want: []string{"k-rsa", "k-ed"}, gone: []string{"k-ec", "k-ec384"}},
+		{name: "the other set", sets: []string{"partner-tokens"}, want: []string{"k-ec", "k-ec384"}, gone: []string{"k-rsa", "k-ed"}},
+		{name: "unknown set", sets: []string{"acess-tokens"}, gone: []string{"k-rsa", "k-ec", "k-ed", "k-ec384"}},
+		{name: "no option", want: []string{"k-rsa", "k-ec", "k-ed", "k-ec384"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opts []jwks.Option
+			if tt.sets != nil {
+				opts = append(opts, jwks.WithSets(tt.sets...))
+			}
+			src := &source{}
+			src.set(keys...)
+			r := get(t, jwks.NewHandler(src, opts...), http.MethodGet, nil)
+			b := body(t, r)
+			if r.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", r.StatusCode)
+			}
+			for _, kid := range tt.want {
+				if !strings.Contains(b, `"kid":"`+kid+`"`) {
+					t.Errorf("%s not served: %s", kid, b)
+				}
+			}
+			for _, kid := range tt.gone {
+				if strings.Contains(b, `"kid":"`+kid+`"`) {
+					t.Errorf("%s served: %s", kid, b)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/secure/precis"
 )
 
 // Role is a security role (R6.3).
@@ -23,13 +26,58 @@ const (
 
 // Principal is who acts: an id and its roles. It travels in the context
 // of every administrative call (WithPrincipal).
+//
+// The keyring refuses (ErrPrincipalID) an id that Validate refuses, and
+// compares ids with Is: two ids that differ only in case name one
+// principal, so that "Alice" cannot approve what "alice" created.
 type Principal struct {
 	ID    string
 	Roles []Role
 }
 
+// MaxPrincipalID is the longest principal id, in bytes.
+const MaxPrincipalID = 256
+
 // Has reports whether p holds role r.
 func (p Principal) Has(r Role) bool { return slices.Contains(p.Roles, r) }
+
+// Validate checks that p.ID is a canonical identifier: at most
+// MaxPrincipalID bytes of the PRECIS IdentifierClass (RFC 8264: letters,
+// digits and printable ASCII such as "@", ".", ":", "-"; no space, control,
+// invisible or symbol character) that the UsernameCasePreserved profile of
+// RFC 8265 leaves unchanged (NFC, no full-width or compatibility forms).
+// So a look-alike of another id that would compare differently ("ａｌｉｃｅ",
+// "alice" with a zero-width space, a decomposed accent, the Kelvin sign for
+// K) is refused rather than taken for a different person.
+func (p Principal) Validate() error {
+	if p.ID == "" || len(p.ID) > MaxPrincipalID {
+		return fmt.Errorf("%w: %d bytes, want 1 to %d", ErrPrincipalID, len(p.ID), MaxPrincipalID)
+	}
+	canon, err := precis.UsernameCasePreserved.String(p.ID)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not a PRECIS identifier (RFC 8265): %v", ErrPrincipalID, p.ID, err)
+	}
+	if canon != p.ID {
+		return fmt.Errorf("%w: %q is not in canonical form; use %q", ErrPrincipalID, p.ID, canon)
+	}
+	return nil
+}
+
+// Is reports whether id names p: the same id once both are mapped by the
+// UsernameCaseMapped profile of RFC 8265 and then case-folded in full, so
+// that "Alice", "ALICE" and "alice" are one principal, and so are
+// "straße" and "STRASSE" (erring towards one person, which only ever
+// refuses an approval). An id outside that profile (a record written
+// before ids were validated) is compared case-insensitively.
+func (p Principal) Is(id string) bool {
+	a, errA := precis.UsernameCaseMapped.String(p.ID)
+	b, errB := precis.UsernameCaseMapped.String(id)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(p.ID, id)
+	}
+	fold := cases.Fold()
+	return fold.String(a) == fold.String(b)
+}
 
 // SystemPrincipal is the principal Tick and Run act as.
 var SystemPrincipal = Principal{ID: "system:scheduler", Roles: []Role{RoleSystem}}
@@ -161,6 +209,9 @@ func (r *Keyring) principalForKey(ctx context.Context, a Action, kid string) (Pr
 	p, ok := PrincipalFrom(ctx)
 	if !ok {
 		return p, Key{}, r.denied(ctx, Principal{ID: "anonymous"}, a, "", kid, fmt.Errorf("%w: %s", ErrNoPrincipal, a))
+	}
+	if err := p.Validate(); err != nil {
+		return p, Key{}, r.denied(ctx, p, a, "", kid, err)
 	}
 	k, err := r.store.Get(ctx, kid)
 	found := err == nil

@@ -313,8 +313,8 @@ func TestAuditTrailChained(t *testing.T) {
 	keys, _ := e.ring.Keys(ctx(t, core), keyring.Filter{})
 	secrets := []string{tok, strings.Split(tok, ".")[2]}
 	for _, k := range keys {
-		if k.BackendRef != "" {
-			secrets = append(secrets, k.BackendRef)
+		if !k.BackendRef.IsZero() {
+			secrets = append(secrets, k.BackendRef.Reveal())
 		}
 		if pub, ok := k.Public.(*ecdsa.PublicKey); ok {
 			b, _ := json.Marshal(pub.X.String())

@@ -45,7 +45,7 @@ func dekAAD(kid, set string) []byte {
 // newDEK generates a data key for record k and returns it sealed by the
 // set's KeyWrapper, base64: the key's BackendRef. The clear key is
 // overwritten before return.
-func (r *Keyring) newDEK(ctx context.Context, k Key) (string, error) {
+func (r *Keyring) newDEK(ctx context.Context, k Key) (Hidden, error) {
 	raw := make([]byte, dekSize)
 	defer clear(raw)
 	rand.Read(raw)
@@ -224,7 +224,7 @@ func (r *Keyring) dataKey(ctx context.Context, k *Key) (cipher.AEAD, error) {
 	if a, ok := r.deks.get(k.KID); ok {
 		return a, nil
 	}
-	if k.BackendRef == "" {
+	if k.BackendRef.IsZero() {
 		return nil, fmt.Errorf("%w: %s has no wrapped material", ErrDataKeyDestroyed, k.KID)
 	}
 	raw, err := r.openRef(ctx, k, "data key "+k.KID, dekAAD(k.KID, k.Set))

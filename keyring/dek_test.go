@@ -121,7 +121,7 @@ func TestEncryptRoundTrip(t *testing.T) {
 	if k.Purpose != keyring.Encryption || k.Algorithm != "A256GCM" || k.Public != nil {
 		t.Fatalf("data key record: purpose %v alg %q public %v, want encryption A256GCM nil", k.Purpose, k.Algorithm, k.Public)
 	}
-	if _, err := base64.StdEncoding.DecodeString(k.BackendRef); err != nil || k.BackendRef == "" {
+	if _, err := base64.StdEncoding.DecodeString(k.BackendRef.Reveal()); err != nil || k.BackendRef.IsZero() {
 		t.Fatalf("BackendRef is not a base64 wrapped key: %v", err)
 	}
 	for _, tc := range []struct {
@@ -257,8 +257,8 @@ func TestDEKRotationRewrapRetireDestroy(t *testing.T) {
 	if err := e.ring.Destroy(ctx(t, dave), k1.KID); err != nil {
 		t.Fatalf("Destroy: %v", err)
 	}
-	if got := e.key(t, k1.KID); got.State != keyring.Destroyed || got.BackendRef != "" {
-		t.Errorf("destroyed record: %v ref %q, want destroyed with no wrapped material", got.State, got.BackendRef)
+	if got := e.key(t, k1.KID); got.State != keyring.Destroyed || !got.BackendRef.IsZero() {
+		t.Errorf("destroyed record: %v ref %q, want destroyed with no wrapped material", got.State, got.BackendRef.Reveal())
 	}
 	if _, err := e.ring.Decrypt(ctx(t, keyring.Principal{}), c1, aad); !errors.Is(err, keyring.ErrDataKeyDestroyed) {
 		t.Errorf("Decrypt under a destroyed key: got %v, want %v", err, keyring.ErrDataKeyDestroyed)
@@ -555,7 +555,7 @@ func TestCiphertextVector(t *testing.T) {
 		store := keyring.NewMemStore()
 		rec := keyring.Key{
 			KID: v.KID, Set: v.Set, Purpose: keyring.Encryption, Algorithm: "A256GCM", State: keyring.Active,
-			Owner: "team-data", CreatedAt: t0, RotateBy: t0.Add(180 * keyring.Day), Backend: "local", BackendRef: v.WrappedKey,
+			Owner: "team-data", CreatedAt: t0, RotateBy: t0.Add(180 * keyring.Day), Backend: "local", BackendRef: keyring.Hide(v.WrappedKey),
 		}
 		if err := store.Put(ctx(t, keyring.Principal{}), rec); err != nil {
 			t.Fatal(err)

@@ -119,14 +119,16 @@
 // # Access control
 //
 // Every administrative call reads a Principal from its context
-// (WithPrincipal) and asks the Authorizer (RoleAuthorizer by default),
+// (WithPrincipal), refuses an id that is not canonical (Principal.Validate:
+// no look-alike forms) and asks the Authorizer (RoleAuthorizer by default),
 // naming the set it applies to: the key's set for an action on a kid, so
 // that an Authorizer can confine a principal to its sets. A call without a
 // principal is refused before any lookup; a kid of another set and an
 // unknown kid get the same refusal, audited alike. The creator of a key
 // cannot approve it, its approver cannot also deploy it, and the officer
-// who ran an emergency rotation cannot Review its break-glass key. Denials
-// are audited and return ErrNoPrincipal, ErrForbidden,
+// who ran an emergency rotation cannot Review its break-glass key, under
+// any case of their ids (Principal.Is). Denials are audited and return
+// ErrNoPrincipal, ErrPrincipalID, ErrForbidden,
 // ErrApprovalRequired or ErrSelfApproval. Signer, VerificationKey and
 // PublicKeys need no principal: they are Core's everyday work.
 //

@@ -374,7 +374,7 @@ func (r *Keyring) Review(ctx context.Context, kid string) error {
 	if !k.reviewPending() {
 		return fmt.Errorf("%w: %s is not a break-glass key awaiting review", ErrIllegalState, kid)
 	}
-	if p.ID == k.CreatedBy {
+	if p.Is(k.CreatedBy) {
 		return r.denied(ctx, p, ActionReview, k.Set, kid,
 			fmt.Errorf("%w: %s declared incident %s and cannot review its key", ErrSelfApproval, p.ID, k.Incident))
 	}

@@ -971,7 +971,7 @@ func TestOnlyApprovedKeysTrusted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := local.Open(context.Background(), rec.KID, rec.BackendRef)
+	raw, err := local.Open(context.Background(), rec.KID, rec.BackendRef.Reveal())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ var (
 	ErrPolicy           = errors.New("keyring: invalid policy")
 	ErrNoOwner          = errors.New("keyring: key owner required")
 	ErrNoPrincipal      = errors.New("keyring: no principal in context")
+	ErrPrincipalID      = errors.New("keyring: invalid principal id")
 	ErrForbidden        = errors.New("keyring: forbidden")
 	ErrApprovalRequired = errors.New("keyring: approval required")
 	ErrSelfApproval     = errors.New("keyring: principal cannot approve own change")

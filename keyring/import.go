@@ -91,7 +91,7 @@ func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (Key, er
 	k := Key{
 		KID: kid, Set: set, Purpose: Signing, Algorithm: pol.Algorithm, State: Pending,
 		Owner: pol.Owner, CreatedBy: p.ID, CreatedAt: now, RotateBy: created.Add(pol.RotationPeriod),
-		Backend: pol.Backend, BackendRef: ref, Public: s.Public(),
+		Backend: pol.Backend, BackendRef: Hide(ref), Public: s.Public(),
 	}
 	ev := r.event(audit.KeyCreated, p, set, kid, "")
 	ev.Reason = "imported"

@@ -108,8 +108,11 @@ type Key struct {
 	DestroyedAt   time.Time
 	Incident      string // incident id of a compromise
 
-	Backend    string // provider name, e.g. "local", "awskms"
-	BackendRef string `json:"-"` // opaque to the keyring: the provider's reference; never in JSON
+	Backend string // provider name, e.g. "local", "awskms"
+	// BackendRef is opaque to the keyring: the provider's reference. It is
+	// Hidden, so no fmt verb, log or JSON shows it; stores read it with
+	// Reveal and set it with Hide.
+	BackendRef Hidden `json:"-"`
 
 	Public crypto.PublicKey // signing keys: the public key
 

@@ -392,6 +392,19 @@ func (r *Keyring) Keys(ctx context.Context, f Filter) ([]Key, error) {
 	return r.store.List(ctx, f)
 }
 
+// SigningSets names the signing sets, in Config order. It implements
+// verifier.SetLister: a verifier of a keyring with more than one must name
+// the sets it trusts (verifier.Policy.KeySets).
+func (r *Keyring) SigningSets() []string {
+	var out []string
+	for _, name := range r.setOrder {
+		if r.sets[name].Purpose == Signing {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // VerificationKey implements verifier.KeySource from the snapshot. Only
 // an allow-list of states verifies: approved Pending, Active and Retiring
 // (within grace) signing keys. A retired or destroyed key gives
@@ -560,7 +573,7 @@ func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error)
 	if prov == nil {
 		return nil, fmt.Errorf("%w: no provider for backend %q", ErrBackend, k.Backend)
 	}
-	s, err := prov.Open(ctx, k.KID, k.BackendRef)
+	s, err := prov.Open(ctx, k.KID, k.BackendRef.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrBackend, k.KID, err)
 	}
@@ -683,7 +696,7 @@ func (r *Keyring) principalFor(ctx context.Context, a Action, set, kid string) (
 	if !ok {
 		err = fmt.Errorf("%w: %s", ErrNoPrincipal, a)
 		p = Principal{ID: "anonymous"}
-	} else {
+	} else if err = p.Validate(); err == nil {
 		err = r.authorizeSet(ctx, p, a, set, r.purposeOf(set))
 	}
 	if err != nil {

@@ -198,7 +198,7 @@ func TestCreateRecordsR24(t *testing.T) {
 		k.State != keyring.Pending || k.CreatedBy != "alice" || k.Public == nil || k.Algorithm != "ES256" {
 		t.Errorf("created key %+v lacks an R2.4 field", k)
 	}
-	if strings.Contains(k.String(), k.BackendRef) || strings.Contains(k.GoString(), k.BackendRef) {
+	if strings.Contains(k.String(), k.BackendRef.Reveal()) || strings.Contains(k.GoString(), k.BackendRef.Reveal()) {
 		t.Errorf("Key.String shows the backend reference")
 	}
 	// A pending key is published (R3.4 step 1) once approved, and signs
@@ -387,8 +387,8 @@ func TestIllegalTransitions(t *testing.T) {
 	if err := e.ring.Destroy(ctx(t, dave), p.KID); err != nil {
 		t.Errorf("Destroy(retired): %v", err)
 	}
-	if got := e.key(t, p.KID); got.State != keyring.Destroyed || got.BackendRef != "" {
-		t.Errorf("destroyed key: state %v ref %q, want destroyed with no reference", got.State, got.BackendRef)
+	if got := e.key(t, p.KID); got.State != keyring.Destroyed || !got.BackendRef.IsZero() {
+		t.Errorf("destroyed key: state %v ref %q, want destroyed with no reference", got.State, got.BackendRef.Reveal())
 	}
 }
 
@@ -620,7 +620,7 @@ func TestEmergencyRotateBackendDown(t *testing.T) {
 func TestKeyNeverShowsReference(t *testing.T) {
 	e := newEnv(t)
 	k := e.bootstrap(t)
-	if k.BackendRef == "" {
+	if k.BackendRef.IsZero() {
 		t.Fatal("key has no backend reference")
 	}
 	js, err := json.Marshal(k)
@@ -628,7 +628,7 @@ func TestKeyNeverShowsReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, out := range []string{string(js), fmt.Sprint(k), fmt.Sprintf("%+v", k), fmt.Sprintf("%#v", k), fmt.Sprintf("%v", &k)} {
-		if strings.Contains(out, k.BackendRef) || !strings.Contains(out, k.KID) {
+		if strings.Contains(out, k.BackendRef.Reveal()) || !strings.Contains(out, k.KID) {
 			t.Errorf("Key printed as %.80q... shows its reference or hides its kid", out)
 		}
 	}

@@ -83,7 +83,7 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		if err != nil {
 			return Key{}, r.failed(ctx, ev, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err))
 		}
-		k.BackendRef, k.Public = ref, s.Public()
+		k.BackendRef, k.Public = Hide(ref), s.Public()
 	}
 	for _, e := range events {
 		if err := r.emit(ctx, e); err != nil {
@@ -112,7 +112,7 @@ func (r *Keyring) discard(ctx context.Context, p Principal, k Key, created audit
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
 		ev := r.event(audit.KeyDestroyed, p, k.Set, k.KID, k.Incident)
 		ev.Reason = "creation not completed"
-		if derr := d.Destroy(ctx, k.KID, k.BackendRef); derr != nil {
+		if derr := d.Destroy(ctx, k.KID, k.BackendRef.Reveal()); derr != nil {
 			ev.Outcome = audit.Failure
 			ev.Reason = fmt.Sprintf("creation not completed; destroy failed: %v", derr)
 			err = errors.Join(err, fmt.Errorf("%w: destroy %s: %w", ErrBackend, k.KID, derr))
@@ -144,7 +144,7 @@ func (r *Keyring) Approve(ctx context.Context, kid string) error {
 	if err != nil {
 		return err
 	}
-	if p.ID == k.CreatedBy {
+	if p.Is(k.CreatedBy) {
 		return r.denied(ctx, p, ActionApprove, k.Set, kid, fmt.Errorf("%w: %s created %s", ErrSelfApproval, p.ID, kid))
 	}
 	if k.State != Pending || k.approved() {
@@ -191,7 +191,7 @@ func (r *Keyring) activateLocked(ctx context.Context, p Principal, k Key) error 
 		if k.ApprovedBy == "" {
 			return r.denied(ctx, p, ActionActivate, k.Set, k.KID, fmt.Errorf("%w: %s has no recorded approval", ErrApprovalRequired, k.KID))
 		}
-		if k.ApprovedBy == p.ID {
+		if p.Is(k.ApprovedBy) {
 			return r.denied(ctx, p, ActionActivate, k.Set, k.KID, fmt.Errorf("%w: %s approved %s and cannot also deploy it", ErrSelfApproval, p.ID, k.KID))
 		}
 	}
@@ -372,12 +372,12 @@ func (r *Keyring) Destroy(ctx context.Context, kid string) error {
 		return err
 	}
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
-		if err := d.Destroy(ctx, k.KID, k.BackendRef); err != nil {
+		if err := d.Destroy(ctx, k.KID, k.BackendRef.Reveal()); err != nil {
 			return r.failed(ctx, ev, fmt.Errorf("%w: destroy %s: %w", ErrBackend, kid, err))
 		}
 	}
 	old := k
-	k.State, k.DestroyedAt, k.BackendRef = Destroyed, r.now().UTC(), ""
+	k.State, k.DestroyedAt, k.BackendRef = Destroyed, r.now().UTC(), Hidden{}
 	if err := r.write(ctx, []Key{old}, []Key{k}); err != nil {
 		return r.failed(ctx, ev, err)
 	}

@@ -21,16 +21,16 @@ func boundAAD(label string, parts ...string) []byte {
 
 // sealRef wraps clear with backend's KeyWrapper under aad and returns it
 // as a BackendRef (base64). what names the material in errors.
-func (r *Keyring) sealRef(ctx context.Context, backend, what string, clear, aad []byte) (string, error) {
+func (r *Keyring) sealRef(ctx context.Context, backend, what string, clear, aad []byte) (Hidden, error) {
 	w := r.wrappers[backend]
 	if w == nil {
-		return "", fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, backend)
+		return Hidden{}, fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, backend)
 	}
 	wrapped, err := w.Wrap(ctx, clear, aad)
 	if err != nil {
-		return "", fmt.Errorf("%w: wrap %s in %q: %w", ErrBackend, what, backend, err)
+		return Hidden{}, fmt.Errorf("%w: wrap %s in %q: %w", ErrBackend, what, backend, err)
 	}
-	return base64.StdEncoding.EncodeToString(wrapped), nil
+	return Hide(base64.StdEncoding.EncodeToString(wrapped)), nil
 }
 
 // openRef unwraps k's BackendRef under aad with k's backend's KeyWrapper.
@@ -40,7 +40,7 @@ func (r *Keyring) openRef(ctx context.Context, k *Key, what string, aad []byte) 
 	if w == nil {
 		return nil, fmt.Errorf("%w: no key wrapper for backend %q", ErrBackend, k.Backend)
 	}
-	wrapped, err := base64.StdEncoding.DecodeString(k.BackendRef)
+	wrapped, err := base64.StdEncoding.DecodeString(k.BackendRef.Reveal())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: malformed reference", ErrBackend, what)
 	}

@@ -58,14 +58,16 @@ type SecretHook func(ctx context.Context, v SecretValue) error
 
 // SecretValue is one version of a secret. Its value shows only through
 // Reveal: String, GoString, every fmt verb, JSON, text and slog print the
-// name and version with the value redacted.
+// name and version with the value redacted. The value is a Hidden, so a
+// SecretValue in an unexported field of the host's struct, which fmt
+// prints field by field, shows no more than an address.
 type SecretValue struct {
 	name      string
 	version   int
 	kid       string
 	createdAt time.Time
 	rotateBy  time.Time
-	value     []byte
+	value     Hidden
 }
 
 // Name is the secret's name.
@@ -84,7 +86,7 @@ func (v SecretValue) CreatedAt() time.Time { return v.createdAt }
 func (v SecretValue) RotateBy() time.Time { return v.rotateBy }
 
 // Reveal returns a copy of the value: the one way to read it.
-func (v SecretValue) Reveal() []byte { return bytes.Clone(v.value) }
+func (v SecretValue) Reveal() []byte { return []byte(v.value.Reveal()) }
 
 // String names the secret and version, never the value.
 func (v SecretValue) String() string {
@@ -322,7 +324,7 @@ func (r *Keyring) rotateSecretLocked(ctx context.Context, p Principal, pol Secre
 func newSecretValue(name string, k Key, value []byte) SecretValue {
 	return SecretValue{
 		name: name, version: secretVersion(k), kid: k.KID, createdAt: k.CreatedAt, rotateBy: k.RotateBy,
-		value: bytes.Clone(value),
+		value: Hide(string(value)),
 	}
 }
 

@@ -89,7 +89,7 @@ func TestSecretRotation(t *testing.T) {
 		t.Errorf("SecretVersion(1) within the window: %q, want first-pw", got)
 	}
 	rec, err := e.ring.Key(ctx(t, core), v1.KID())
-	if err != nil || rec.Purpose != keyring.Secret || rec.Owner != "team-db" || rec.State != keyring.Retiring || strings.Contains(rec.BackendRef, "first-pw") {
+	if err != nil || rec.Purpose != keyring.Secret || rec.Owner != "team-db" || rec.State != keyring.Retiring || strings.Contains(rec.BackendRef.Reveal(), "first-pw") {
 		t.Errorf("v1 record: %v purpose %v owner %q (err %v), want a retiring, wrapped Secret record owned by team-db", rec, rec.Purpose, rec.Owner, err)
 	}
 

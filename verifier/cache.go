@@ -189,9 +189,9 @@ func (c *tokenCache) stats() CacheStats {
 // key, or another algorithm); the caller then drops it and verifies the
 // token in full.
 func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry) (c *tokenkms.Claims, done bool, err error) {
-	key, err := v.keys.VerificationKey(ctx, e.kid)
+	key, err := v.key(ctx, e.kid)
 	if err != nil {
-		return nil, true, keySourceError(e.kid, err)
+		return nil, true, err
 	}
 	if !key.Allows(e.alg) || !samePublicKey(key.Public, e.public) {
 		return nil, false, nil

@@ -23,11 +23,21 @@
 // algorithms (never "none" or HS*) and equal to the key's own algorithm;
 // RSA keys of at least 2048 bits; "typ" at+jwt; the key chosen by "kid"
 // through the KeySource only ("jku", "x5u", "x5c", "jwk" and "b64" are
-// refused, and so is any "crit"); the signature checked before any claim is
+// refused, and so is any "crit") and trusted only if its key set is one
+// the Policy names (KeySets: required when the keyring holds several
+// signing sets, so that one set's key cannot sign for another's APIs); the
+// signature checked before any claim is
 // decoded; exp, iat, iss, aud, sub, client_id and jti required; nbf, iat and
 // exp with a bounded leeway; a maximum age and lifetime; revocation by jti
 // and by kid, failing closed. Errors quote at most a clipped kid, alg, typ
 // or claim value, never the token; the Middleware's bodies say nothing.
+//
+// ECDSA signatures are malleable: if (r, s) verifies, so does (r, n−s),
+// and JOSE does not forbid either (RFC 7518 §3.4), so one token may be
+// presented in two byte forms. Key replay detection on the jti (Claims.ID),
+// as revocation does, never on the token's bytes or their hash; the
+// verified-token cache keeps the two forms as two entries, each checked
+// against revocation on every hit.
 //
 // # Verified-token cache
 //
@@ -55,10 +65,10 @@
 //
 // Verify wraps exactly one sentinel of errors.go per rejection (ErrMalformed,
 // ErrTooLarge, ErrAlgorithm, ErrHeaderParam, ErrCrit, ErrType,
-// ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired, ErrKeyCompromised,
-// ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrTooOld,
-// ErrLifetime, ErrMissingClaim, ErrClaimType, ErrIssuer, ErrAudience,
-// ErrMissingJTI, ErrRevoked, ErrRevocationCheck, ErrScope,
-// ErrPrincipalType, ErrClientID, ErrKeySource): match with errors.Is. New
-// reports an invalid Policy with ErrPolicy, naming the field.
+// ErrMissingKID, ErrUnknownKID, ErrKeyUnusable, ErrKeyRetired,
+// ErrKeyCompromised, ErrKeySet, ErrSignature, ErrExpired, ErrNotYetValid,
+// ErrIssuedInFuture, ErrTooOld, ErrLifetime, ErrMissingClaim, ErrClaimType,
+// ErrIssuer, ErrAudience, ErrMissingJTI, ErrRevoked, ErrRevocationCheck,
+// ErrScope, ErrPrincipalType, ErrClientID, ErrKeySource): match with
+// errors.Is. New reports an invalid Policy with ErrPolicy, naming the field.
 package verifier

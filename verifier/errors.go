@@ -16,6 +16,7 @@ var (
 	ErrKeyUnusable     = errors.New("verifier: kid present but unusable") // the KeySource names why
 	ErrKeyRetired      = errors.New("verifier: key retired")
 	ErrKeyCompromised  = errors.New("verifier: key compromised")
+	ErrKeySet          = errors.New("verifier: key set not trusted")
 	ErrSignature       = errors.New("verifier: bad signature")
 	ErrExpired         = errors.New("verifier: token expired")
 	ErrNotYetValid     = errors.New("verifier: token not yet valid")

@@ -48,6 +48,14 @@ type KeySource interface {
 	VerificationKey(ctx context.Context, kid string) (Key, error)
 }
 
+// SetLister is implemented by a KeySource whose keys belong to named key
+// sets (*keyring.Keyring): New checks Policy.KeySets against the sets it
+// names. A KeySource that is not a SetLister names no sets.
+type SetLister interface {
+	// SigningSets names the key sets whose keys VerificationKey may give.
+	SigningSets() []string
+}
+
 // RevocationList records revoked tokens: by jti, until the token would have
 // expired anyway, and by kid, every token of that key issued before a
 // cutoff (R4.4).

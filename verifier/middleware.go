@@ -18,13 +18,18 @@ import (
 // MiddlewareOption configures Middleware.
 type MiddlewareOption func(*middleware)
 
-// WithRealm adds realm="..." to every challenge. The realm must not hold
-// '"' or '\' (it is dropped otherwise).
+// WithRealm adds realm="..." to every challenge. The realm is printable
+// ASCII without '"' or '\' (no CR, LF or other control character, so it
+// cannot break out of the header); NewMiddleware refuses any other.
 func WithRealm(realm string) MiddlewareOption {
 	return func(m *middleware) {
-		if !strings.ContainsAny(realm, "\"\\") {
-			m.realm = realm
+		for i := 0; i < len(realm); i++ {
+			if c := realm[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				m.err = fmt.Errorf("%w: WithRealm: byte %#02x at %d; want printable ASCII without '\"' or '\\'", ErrPolicy, c, i)
+				return
+			}
 		}
+		m.realm = realm
 	}
 }
 
@@ -90,6 +95,7 @@ func ProblemDetails(_ *http.Request, f Refusal) (string, []byte) {
 }
 
 type middleware struct {
+	err        error // a refused option or a nil Verifier: every request is refused
 	v          *Verifier
 	realm      string
 	scopes     []string
@@ -141,8 +147,23 @@ func ContextWithClaims(ctx context.Context, c *tokenkms.Claims) context.Context 
 //
 // WithErrorBody sets the body of these answers (RFC 9457 problem details
 // with ProblemDetails).
+//
+// A nil Verifier or a refused option (see NewMiddleware, which reports
+// them) makes it refuse every request with 401 invalid_token, giving the
+// error hook the reason: it fails closed.
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
+	mw, _ := NewMiddleware(v, opts...)
+	return mw
+}
+
+// NewMiddleware is Middleware that also reports a nil Verifier or a refused
+// option (an invalid WithRealm) with an error wrapping ErrPolicy. The
+// middleware it returns then refuses every request, as Middleware's does.
+func NewMiddleware(v *Verifier, opts ...MiddlewareOption) (func(http.Handler) http.Handler, error) {
 	m := &middleware{v: v, retryAfter: DefaultRetryAfter}
+	if v == nil {
+		m.err = errNoVerifier
+	}
 	for _, o := range opts {
 		if o != nil {
 			o(m)
@@ -151,8 +172,8 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 	m.scopes = slices.Clone(m.scopes)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if m.v == nil {
-				m.refuse(w, r, http.StatusUnauthorized, "invalid_token", nil, errNoVerifier)
+			if m.err != nil {
+				m.refuse(w, r, http.StatusUnauthorized, "invalid_token", nil, m.err)
 				return
 			}
 			token, ok := bearer(r)
@@ -178,7 +199,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, &verified{claims: c, m: m})))
 		})
-	}
+	}, m.err
 }
 
 // RequireScopes is a per-route middleware, placed behind Middleware: it

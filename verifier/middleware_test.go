@@ -45,7 +45,7 @@ func TestMiddleware(t *testing.T) {
 		{name: "no header", wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
 		{name: "basic scheme", auth: []string{"Basic dXNlcjpwYXNz"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
 		{name: "realm", opts: []verifier.MiddlewareOption{verifier.WithRealm("orders")}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer realm="orders"`, wantReason: errAny},
-		{name: "realm with a quote is dropped", opts: []verifier.MiddlewareOption{verifier.WithRealm(`a"b`)}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer`, wantReason: errAny},
+		{name: "realm with a quote refuses every request", opts: []verifier.MiddlewareOption{verifier.WithRealm(`a"b`)}, auth: []string{"Bearer " + good}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrPolicy},
 		{name: "empty bearer", auth: []string{"Bearer"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},
 		{name: "two headers", auth: []string{"Bearer " + good, "Bearer " + good}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},
 		{name: "garbage", auth: []string{"Bearer abc"}, wantStatus: http.StatusUnauthorized, wantChall: `Bearer error="invalid_token"`, wantReason: verifier.ErrMalformed},

@@ -29,6 +29,17 @@ type Policy struct {
 	Issuer   string   // required "iss"
 	Audience []string // required; the token must carry at least one of them
 
+	// KeySets names the key sets whose keys this verifier trusts: a token
+	// signed by a key of any other set is refused (ErrKeySet), so that the
+	// weakest set's key cannot mint tokens for every API. With a KeySource
+	// that is a SetLister (the keyring), every name must be one of its
+	// signing sets, and KeySets is required when it holds more than one
+	// (with exactly one, that set is the default). A KeySource that names
+	// no sets (jwks.RemoteSet: the JWKS URL it fetches is its trust
+	// boundary: serve each API's sets at their own URL with jwks.WithSets)
+	// takes none.
+	KeySets []string
+
 	// Algorithms allowed in "alg" (default DefaultAlgorithms). Only
 	// asymmetric algorithms that internal/jose implements are accepted:
 	// never "none" nor HS*. A token's alg must also be its key's own.
@@ -124,6 +135,44 @@ func compile(p Policy) (*policy, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// trustSets checks KeySets against the sets keys names (if it is a
+// SetLister) and fills in the default.
+func (c *policy) trustSets(keys KeySource) error {
+	if slices.Contains(c.KeySets, "") {
+		return policyError("KeySets", "empty entry")
+	}
+	c.KeySets = slices.Clone(c.KeySets)
+	l, ok := keys.(SetLister)
+	if !ok {
+		if len(c.KeySets) > 0 {
+			return policyError("KeySets", "the KeySource names no key sets (a JWKS client trusts what its URL serves: give each API its own URL, served with jwks.WithSets)")
+		}
+		return nil
+	}
+	sets := l.SigningSets()
+	for _, s := range c.KeySets {
+		if !slices.Contains(sets, s) {
+			return policyError("KeySets", "%q is not a signing set of the KeySource (it holds %q)", s, sets)
+		}
+	}
+	switch {
+	case len(c.KeySets) > 0:
+	case len(sets) == 1:
+		c.KeySets = []string{sets[0]}
+	case len(sets) == 0:
+		return policyError("KeySets", "the KeySource holds no signing set")
+	default:
+		return policyError("KeySets", "required: the KeySource holds the signing sets %q; name the ones this verifier trusts", sets)
+	}
+	return nil
+}
+
+// trusts reports whether a key of set may verify tokens: always when the
+// KeySource names no sets (KeySets empty).
+func (p *policy) trusts(set string) bool {
+	return len(p.KeySets) == 0 || slices.Contains(p.KeySets, set)
 }
 
 // bounded checks a Policy limit: negative is an error, zero takes def, and

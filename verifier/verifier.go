@@ -73,6 +73,9 @@ func New(keys KeySource, p Policy, opts ...Option) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cp.trustSets(keys); err != nil {
+		return nil, err
+	}
 	v := &Verifier{keys: keys, revocation: o.revocation, now: o.now, p: cp}
 	if v.now == nil {
 		v.now = time.Now
@@ -99,6 +102,7 @@ func New(keys KeySource, p Policy, opts ...Option) (*Verifier, error) {
 // Policy returns the validated policy, defaults filled in.
 func (v *Verifier) Policy() Policy {
 	p := v.p.Policy
+	p.KeySets = slices.Clone(p.KeySets)
 	p.Audience = slices.Clone(p.Audience)
 	p.Algorithms = slices.Clone(p.Algorithms)
 	p.Types = slices.Clone(p.Types)
@@ -175,9 +179,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*tokenkms.Claims, 
 	if h.KID == "" {
 		return nil, ErrMissingKID
 	}
-	key, err := v.keys.VerificationKey(ctx, h.KID)
+	key, err := v.key(ctx, h.KID)
 	if err != nil {
-		return nil, keySourceError(h.KID, err)
+		return nil, err
 	}
 	if !key.Allows(alg.Name) {
 		return nil, fmt.Errorf("%w: token alg %s but key %q is %s", ErrAlgorithm, alg.Name, clip(h.KID), key.algorithms())
@@ -283,6 +287,19 @@ func anyAudience(c *tokenkms.Claims, want []string) bool {
 		}
 	}
 	return false
+}
+
+// key resolves kid through the KeySource and refuses a key of a set the
+// Policy does not trust.
+func (v *Verifier) key(ctx context.Context, kid string) (Key, error) {
+	key, err := v.keys.VerificationKey(ctx, kid)
+	if err != nil {
+		return Key{}, keySourceError(kid, err)
+	}
+	if !v.p.trusts(key.Set) {
+		return Key{}, fmt.Errorf("%w: key %q is in set %q", ErrKeySet, clip(kid), clip(key.Set))
+	}
+	return key, nil
 }
 
 // keySourceError keeps the KeySource's verdict on a kid and hides any other

@@ -37,6 +37,7 @@ import (
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/safefile"
 	"github.com/tokenkms/tokenkms/jwks"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
@@ -251,24 +252,56 @@ func bootstrap(ctx context.Context, ring *keyring.Keyring) error {
 	return ring.ApproveSchedule(as("sec-bob", keyring.RoleApprover), set)
 }
 
-// loadOrCreateKEK reads the 32-byte key-encryption key, creating it (mode
-// 0600) on the first start. A production host takes it from its secret
-// manager, or uses a KMS or HSM KeyWrapper instead.
+// loadOrCreateKEK reads the 32-byte key-encryption key, creating it on the
+// first start, before the key store is opened: exclusively (O_EXCL, never
+// through a symbolic link), mode 0600, synced with its directory so that
+// no key is ever sealed under a key-encryption key a crash could lose. The
+// file and its directory are checked as the store's are (owner, mode). A
+// production host takes the key from its secret manager, or uses a KMS or
+// HSM KeyWrapper instead.
 func loadOrCreateKEK(path string) ([]byte, error) {
-	kek, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		kek = make([]byte, 32)
-		rand.Read(kek)
-		return kek, os.WriteFile(path, kek, 0o600)
+	f, created, err := safefile.Open(path, os.O_RDWR|os.O_CREATE)
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
 	}
+	defer f.Close()
+	if created {
+		return newKEK(f, path)
+	}
+	kek, err := io.ReadAll(io.LimitReader(f, 33))
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key: %w", err)
+	}
+	if len(kek) != 32 {
+		return nil, fmt.Errorf("key-encryption key %s holds %d bytes, want 32 (an empty one is left by an interrupted first start: remove it if keys.json holds no key)", path, len(kek))
+	}
+	return kek, nil
+}
+
+// newKEK fills the new key file f with a fresh key and makes it durable;
+// on failure it removes the file, so that the next start makes another.
+func newKEK(f *os.File, path string) (kek []byte, err error) {
+	defer func() {
+		if err != nil {
+			os.Remove(path)
+			err = fmt.Errorf("key-encryption key: %w", err)
+		}
+	}()
+	kek = make([]byte, 32)
+	rand.Read(kek)
+	if _, err := f.Write(kek); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key-encryption key %s must exist with mode 0600", path)
-	}
-	if len(kek) != 32 {
-		return nil, fmt.Errorf("key-encryption key %s must hold 32 bytes", path)
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return nil, err
 	}
 	return kek, nil
 }

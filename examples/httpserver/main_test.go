@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/safefile"
 	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
 )
@@ -256,4 +257,69 @@ func tokenField(t *testing.T, tok string, part int, name string) string {
 		t.Fatalf("token has no %s", name)
 	}
 	return v
+}
+
+// TestKEKFileRefusesLinks: a key-encryption key path that is a symbolic
+// link (to a file, or dangling) is refused before the key store is
+// opened: the target is left as it was and no keys.json is created
+// (issue 14, item 3).
+func TestKEKFileRefusesLinks(t *testing.T) {
+	tests := []struct {
+		name   string
+		target []byte // nil: dangling link
+	}{
+		{name: "link to a file", target: []byte(strings.Repeat("k", 32))},
+		{name: "dangling link", target: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(t.TempDir(), "kek")
+			if tt.target != nil {
+				if err := os.WriteFile(target, tt.target, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink(target, filepath.Join(dir, "kek")); err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			if err := serve(context.Background(), ln, dir, io.Discard, options{}); !errors.Is(err, safefile.ErrSymlink) {
+				t.Fatalf("serve error = %v, want ErrSymlink", err)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "keys.json")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("keys.json exists after the refusal (%v): the store was opened before the key-encryption key", err)
+			}
+			got, err := os.ReadFile(target)
+			if tt.target == nil && !errors.Is(err, os.ErrNotExist) || tt.target != nil && string(got) != string(tt.target) {
+				t.Errorf("link target changed: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestKEKFileCreatedExclusively: the first start creates the key file with
+// mode 0600 and 32 bytes; an empty one (an interrupted first start) is
+// refused rather than replaced.
+func TestKEKFileCreatedExclusively(t *testing.T) {
+	dir := t.TempDir()
+	kek, err := loadOrCreateKEK(filepath.Join(dir, "kek"))
+	if err != nil || len(kek) != 32 {
+		t.Fatalf("loadOrCreateKEK = %d bytes, %v; want 32", len(kek), err)
+	}
+	again, err := loadOrCreateKEK(filepath.Join(dir, "kek"))
+	if err != nil || string(again) != string(kek) {
+		t.Fatalf("second loadOrCreateKEK = %v; want the same key", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadOrCreateKEK(empty); err == nil || !strings.Contains(err.Error(), "holds 0 bytes") {
+		t.Errorf("loadOrCreateKEK(empty file) error = %v, want it refused", err)
+	}
 }

@@ -106,9 +106,8 @@ func stringClaim(m Member, dst *string) error {
 	if m.Kind != JSONString {
 		return typeError(m, "a string")
 	}
-	v, err := m.StringValue()
-	*dst = v
-	return err
+	*dst = m.StringValue()
+	return nil
 }
 
 func numericDate(m Member) (time.Time, error) {
@@ -126,11 +125,7 @@ func numericDate(m Member) (time.Time, error) {
 func audience(m Member) ([]string, error) {
 	switch m.Kind {
 	case JSONString:
-		v, err := m.StringValue()
-		if err != nil {
-			return nil, err
-		}
-		return []string{v}, nil
+		return []string{m.StringValue()}, nil
 	case JSONArray:
 		return stringArray(m)
 	}
@@ -159,9 +154,7 @@ func stringArray(m Member) ([]string, error) {
 		}
 		v := m.Raw[start+1 : sc.i-1]
 		if esc {
-			if v, err = unescape(v); err != nil {
-				return nil, err
-			}
+			v = unescape(v)
 		}
 		out = append(out, v)
 		sc.ws()
@@ -176,9 +169,9 @@ func scope(m Member) ([]string, error) {
 	if m.Kind != JSONString {
 		return nil, typeError(m, "a space-separated string")
 	}
-	v, err := m.StringValue()
-	if err != nil || v == "" {
-		return nil, err
+	v := m.StringValue()
+	if v == "" {
+		return nil, nil
 	}
 	out := make([]string, 0, 1+strings.Count(v, " "))
 	for tok := range strings.SplitSeq(v, " ") {

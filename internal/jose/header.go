@@ -79,9 +79,7 @@ func ParseHeader(s string) (Header, error) {
 		if m.Kind != JSONString {
 			return h, fmt.Errorf("%w: header %q is a %s, not a string", ErrType, m.Name, m.Kind)
 		}
-		if *dst, err = m.StringValue(); err != nil {
-			return h, err
-		}
+		*dst = m.StringValue()
 	}
 	return h, nil
 }

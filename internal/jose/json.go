@@ -71,9 +71,7 @@ func ScanObject(s string, dst []Member) ([]Member, error) {
 			}
 			name := s[start+1 : sc.i-1]
 			if esc {
-				if name, err = unescape(name); err != nil {
-					return dst, err
-				}
+				name = unescape(name)
 			}
 			if seen != nil {
 				if _, dup := seen[name]; dup {
@@ -124,10 +122,10 @@ func ScanObject(s string, dst []Member) ([]Member, error) {
 
 // StringValue returns the text of a string member, unescaped. It is only
 // meaningful for m.Kind == JSONString.
-func (m Member) StringValue() (string, error) {
+func (m Member) StringValue() string {
 	raw := m.Raw[1 : len(m.Raw)-1]
 	if !m.Escaped {
-		return raw, nil
+		return raw
 	}
 	return unescape(raw)
 }
@@ -294,10 +292,15 @@ func (sc *scanner) str() (bool, error) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				sc.i += 2
 			case 'u':
-				if sc.i+6 > len(s) || !isHex4(s[sc.i+2:sc.i+6]) {
+				r, ok := sc.hexEscape()
+				if !ok {
 					return false, sc.fail("invalid \\u escape")
 				}
-				sc.i += 6
+				if utf16.IsSurrogate(r) {
+					if lo, ok := sc.hexEscape(); r >= 0xdc00 || !ok || utf16.DecodeRune(r, lo) == utf8.RuneError {
+						return false, sc.fail("lone surrogate escape")
+					}
+				}
 			default:
 				return false, sc.fail("invalid escape")
 			}
@@ -362,6 +365,17 @@ func digits(s string, i int) int {
 	return i
 }
 
+// hexEscape consumes a \uXXXX escape at sc.i and returns its code unit;
+// it consumes nothing and reports false if there is none.
+func (sc *scanner) hexEscape() (rune, bool) {
+	s := sc.s[sc.i:]
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' || !isHex4(s[2:6]) {
+		return 0, false
+	}
+	sc.i += 6
+	return hex4(s[2:]), true
+}
+
 func isHex4(s string) bool {
 	for i := 0; i < 4; i++ {
 		if hexVal(s[i]) < 0 {
@@ -388,9 +402,8 @@ func hex4(s string) rune {
 }
 
 // unescape decodes the escapes of a string's content (without its quotes)
-// that str has validated. A lone surrogate escape gives ErrSyntax: strict
-// JSON text carries only Unicode scalar values.
-func unescape(s string) (string, error) {
+// that str has validated: every surrogate escape is half of a pair.
+func unescape(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
@@ -417,13 +430,7 @@ func unescape(s string) (string, error) {
 			r := hex4(s[i:])
 			i += 4
 			if utf16.IsSurrogate(r) {
-				if r >= 0xdc00 || i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
-					return "", fmt.Errorf("%w: lone surrogate escape", ErrSyntax)
-				}
 				r = utf16.DecodeRune(r, hex4(s[i+2:]))
-				if r == utf8.RuneError {
-					return "", fmt.Errorf("%w: lone surrogate escape", ErrSyntax)
-				}
 				i += 6
 			}
 			b.WriteRune(r)
@@ -431,5 +438,5 @@ func unescape(s string) (string, error) {
 			b.WriteByte(e)
 		}
 	}
-	return b.String(), nil
+	return b.String()
 }

@@ -49,8 +49,8 @@ func Bench(b *testing.B, provider signer.Provider, alg string, direct Direct) {
 	if err != nil {
 		b.Fatalf("first key: %v", err)
 	}
-	sdk := direct(b, k.BackendRef)
-	s, err := provider.Open(ctx, k.KID, k.BackendRef)
+	sdk := direct(b, k.BackendRef.Reveal())
+	s, err := provider.Open(ctx, k.KID, k.BackendRef.Reveal())
 	if err != nil {
 		b.Fatalf("open: %v", err)
 	}

@@ -74,8 +74,8 @@ func Run(tb testing.TB, provider signer.Provider, alg string) {
 	if err != nil {
 		tb.Fatalf("create: %v", err)
 	}
-	if k1.State != keyring.Pending || k1.Backend != Backend || k1.BackendRef == "" || k1.Algorithm != alg {
-		tb.Fatalf("create: key %v backend %q ref empty %t; want pending, %s, %q, a reference", k1, k1.Backend, k1.BackendRef == "", alg, Backend)
+	if k1.State != keyring.Pending || k1.Backend != Backend || k1.BackendRef.IsZero() || k1.Algorithm != alg {
+		tb.Fatalf("create: key %v backend %q ref empty %t; want pending, %s, %q, a reference", k1, k1.Backend, k1.BackendRef.IsZero(), alg, Backend)
 	}
 	r.checkJWKS(srv, "after create, before approval")
 	if _, err := r.issuer.Issue(ctx, claims("alice")); !errors.Is(err, keyring.ErrNoActiveKey) {
@@ -251,7 +251,7 @@ func (r *ring) wantActive(k keyring.Key) {
 // backendPublic is the public key the backend itself gives for k.
 func (r *ring) backendPublic(k keyring.Key) crypto.PublicKey {
 	r.tb.Helper()
-	s, err := r.prov.Open(r.ctx, k.KID, k.BackendRef)
+	s, err := r.prov.Open(r.ctx, k.KID, k.BackendRef.Reveal())
 	if err != nil {
 		r.tb.Fatalf("open %s in the backend: %v", k.KID, err)
 	}

@@ -26,7 +26,7 @@ type statusRule struct {
 // it (an access denial whose audit event also failed is still a denial).
 var statusRules = []statusRule{
 	{http.StatusBadRequest, "bad_request", []error{ErrBadRequest, verifier.ErrArgument}},
-	{http.StatusUnauthorized, "unauthenticated", []error{ErrUnauthenticated, keyring.ErrNoPrincipal}},
+	{http.StatusUnauthorized, "unauthenticated", []error{ErrUnauthenticated, keyring.ErrNoPrincipal, keyring.ErrPrincipalID}},
 	{http.StatusForbidden, "forbidden", []error{keyring.ErrForbidden, keyring.ErrSelfApproval}},
 	{http.StatusNotFound, "not_found", []error{keyring.ErrNotFound, keyring.ErrUnknownSet, keyring.ErrUnknownSecret,
 		keyring.ErrUnknownDataKey, keyring.ErrSecretUnset}},
@@ -57,7 +57,8 @@ var statusRules = []statusRule{
 // Hosts that write their own handlers use it too.
 //
 //	400 bad request          ErrBadRequest, verifier.ErrArgument
-//	401 unauthenticated      ErrUnauthenticated, keyring.ErrNoPrincipal
+//	401 unauthenticated      ErrUnauthenticated, keyring.ErrNoPrincipal, ErrPrincipalID (an id that is not
+//	                         canonical: the host's Authenticate must give one Principal.Validate accepts)
 //	403 forbidden            keyring.ErrForbidden, ErrSelfApproval
 //	404 not found            keyring.ErrNotFound, ErrUnknownSet, ErrUnknownSecret, ErrUnknownDataKey, ErrSecretUnset
 //	409 conflict             the key's state refuses the action: keyring.ErrExists, ErrConflict, ErrIllegalState,

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/safefile"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -79,7 +80,7 @@ func toRecord(k keyring.Key) (keyRecord, error) {
 		ApprovedBy: k.ApprovedBy, ApprovedAt: k.ApprovedAt.UTC(), ActivateAt: k.ActivateAt.UTC(),
 		ActivatedAt: k.ActivatedAt.UTC(), RetiringAt: k.RetiringAt.UTC(), GraceUntil: k.GraceUntil.UTC(),
 		RetiredAt: k.RetiredAt.UTC(), CompromisedAt: k.CompromisedAt.UTC(), DestroyedAt: k.DestroyedAt.UTC(),
-		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef, Standby: k.Standby, Version: k.Version,
+		Incident: k.Incident, Backend: k.Backend, BackendRef: k.BackendRef.Reveal(), Standby: k.Standby, Version: k.Version,
 	}
 	if k.KID == "" {
 		return keyRecord{}, fmt.Errorf("%w: empty kid", ErrInvalidKey)
@@ -104,7 +105,7 @@ func (r keyRecord) key() (keyring.Key, error) {
 		ApprovedBy: r.ApprovedBy, ApprovedAt: r.ApprovedAt, ActivateAt: r.ActivateAt, ActivatedAt: r.ActivatedAt,
 		RetiringAt: r.RetiringAt, GraceUntil: r.GraceUntil, RetiredAt: r.RetiredAt,
 		CompromisedAt: r.CompromisedAt, DestroyedAt: r.DestroyedAt, Incident: r.Incident,
-		Backend: r.Backend, BackendRef: r.BackendRef, Standby: r.Standby, Version: r.Version,
+		Backend: r.Backend, BackendRef: keyring.Hide(r.BackendRef), Standby: r.Standby, Version: r.Version,
 	}
 	if r.KID == "" || r.Version < 1 {
 		return keyring.Key{}, fmt.Errorf("%w: record without kid or version", ErrCorrupt)
@@ -149,9 +150,9 @@ func WithClock(now func() time.Time) Option {
 // not exist, and its revocation journal path+".revoked" (Revocations).
 // The directory must exist.
 func Open(path string, opts ...Option) (*Store, error) {
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, _, err := openFile(path+".lock", os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("filestore: open lock file: %w", err)
+		return nil, err
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
@@ -179,6 +180,22 @@ func Open(path string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// openFile opens a file of the store: every file the store opens goes
+// through it, so that none is reached through a symbolic link, owned by
+// another user, or open to group or others, nor lies in a directory they
+// may write (ErrPermissions). With os.O_CREATE it creates a missing file
+// with mode 0600.
+func openFile(path string, flag int) (*os.File, bool, error) {
+	f, created, err := safefile.Open(path, flag)
+	switch {
+	case errors.Is(err, safefile.ErrUnsafe):
+		return nil, false, fmt.Errorf("%w: %w", ErrPermissions, err)
+	case err != nil:
+		return nil, false, fmt.Errorf("filestore: open %s: %w", filepath.Base(path), err)
+	}
+	return f, created, nil
+}
+
 // removeTemps deletes temporary files of path left by a writer that died
 // before its rename; the lock is held, so no writer is running.
 func removeTemps(path string) {
@@ -195,36 +212,10 @@ func removeTemps(path string) {
 	}
 }
 
-// openPrivate opens one of the store's files (the key file, the
-// revocation journal) with flag, never through a symbolic link, creating
-// it with mode 0600 when flag says so, and refuses anything but a regular
-// file that only its owner may read or write. A missing file gives an
-// error wrapping fs.ErrNotExist.
-func openPrivate(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("filestore: open: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("filestore: stat: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrPermissions, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		f.Close()
-		return nil, fmt.Errorf("%w: %s has mode %#o", ErrPermissions, path, perm)
-	}
-	return f, nil
-}
-
 // load reads the file into s.keys and s.approvals, or creates an empty
 // one.
 func (s *Store) load() error {
-	f, err := openPrivate(s.path, os.O_RDONLY)
+	f, _, err := openFile(s.path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s.write(s.keys, s.approvals)
 	}

@@ -199,7 +199,7 @@ func TestStringHidesContent(t *testing.T) {
 	if err := s.Put(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.String(); strings.Contains(got, k.BackendRef) || strings.Contains(got, "kid-1") {
+	if got := s.String(); strings.Contains(got, k.BackendRef.Reveal()) || strings.Contains(got, "kid-1") {
 		t.Errorf("String() = %q leaks store content", got)
 	}
 }

@@ -61,7 +61,7 @@ type Revocations struct {
 // appending.
 func openRevocations(path string, now func() time.Time) (*Revocations, error) {
 	r := &Revocations{path: path, clock: now, mem: verifier.NewMemoryRevocationList(now)}
-	f, err := openPrivate(path, os.O_RDWR|os.O_CREATE|os.O_APPEND)
+	f, _, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (r *Revocations) compactLocked(now time.Time) error {
 	if err := writeAtomic(r.path, buf.Bytes()); err != nil {
 		return err
 	}
-	f, err := openPrivate(r.path, os.O_RDWR|os.O_APPEND)
+	f, _, err := openFile(r.path, os.O_RDWR|os.O_APPEND)
 	if err != nil {
 		return err
 	}

@@ -32,8 +32,8 @@ type Options struct {
 	Algorithm string   // "ES256"
 	Issuer    string   // "https://core.test"
 	Audience  []string // ["api"]
-	// Policy is the verifier policy; Issuer and Audience default to the
-	// fields above.
+	// Policy is the verifier policy; Issuer, Audience and KeySets default
+	// to the fields above.
 	Policy verifier.Policy
 	// SetPolicy is the key set's policy, its zero fields taking keyring's
 	// defaults (keyring.SetPolicy). Its Name and Algorithm default to Set
@@ -108,6 +108,9 @@ func New(opts Options) (*Fixture, error) {
 	}
 	if len(opts.Policy.Audience) == 0 {
 		opts.Policy.Audience = opts.Audience
+	}
+	if len(opts.Policy.KeySets) == 0 {
+		opts.Policy.KeySets = []string{set.Name}
 	}
 	f := &Fixture{Clock: NewClock(Start), Audit: audit.NewRecorder(), Set: set.Name, Audience: opts.Audience}
 	f.Revocations = verifier.NewMemoryRevocationList(f.Clock.Now)

@@ -357,7 +357,7 @@ func SampleKey(kid, set string, st keyring.State, created time.Time) keyring.Key
 	return keyring.Key{
 		KID: kid, Set: set, Purpose: keyring.Signing, Algorithm: "ES256", State: st,
 		Owner: "team-identity", CreatedBy: "alice", CreatedAt: created, RotateBy: created.Add(90 * keyring.Day),
-		Backend: "local", BackendRef: "local.v1.ES256.opaque", Public: &priv.PublicKey,
+		Backend: "local", BackendRef: keyring.Hide("local.v1.ES256.opaque"), Public: &priv.PublicKey,
 	}
 }
 

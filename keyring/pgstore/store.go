@@ -86,7 +86,7 @@ func args(k keyring.Key, version int64) ([]any, error) {
 	return []any{k.KID, k.Set, int(k.Purpose), k.Algorithm, int(k.State), k.Owner, k.CreatedBy,
 		k.CreatedAt.UTC(), ts(k.RotateBy), k.ApprovedBy, ts(k.ApprovedAt), ts(k.ActivateAt),
 		ts(k.ActivatedAt), ts(k.RetiringAt), ts(k.GraceUntil), ts(k.RetiredAt), ts(k.CompromisedAt),
-		ts(k.DestroyedAt), k.Incident, k.Backend, k.BackendRef, der, k.Standby, version}, nil
+		ts(k.DestroyedAt), k.Incident, k.Backend, k.BackendRef.Reveal(), der, k.Standby, version}, nil
 }
 
 func scanKey(row pgx.Row) (keyring.Key, error) {
@@ -97,14 +97,15 @@ func scanKey(row pgx.Row) (keyring.Key, error) {
 		rotateBy, approvedAt, activateAt    *time.Time
 		activatedAt, retiringAt, graceUntil *time.Time
 		retiredAt, compromisedAt, destroyed *time.Time
+		ref                                 string
 		der                                 []byte
 	)
 	if err := row.Scan(&k.KID, &k.Set, &purpose, &k.Algorithm, &state, &k.Owner, &k.CreatedBy, &created,
 		&rotateBy, &k.ApprovedBy, &approvedAt, &activateAt, &activatedAt, &retiringAt, &graceUntil,
-		&retiredAt, &compromisedAt, &destroyed, &k.Incident, &k.Backend, &k.BackendRef, &der, &k.Standby, &k.Version); err != nil {
+		&retiredAt, &compromisedAt, &destroyed, &k.Incident, &k.Backend, &ref, &der, &k.Standby, &k.Version); err != nil {
 		return keyring.Key{}, err
 	}
-	k.Purpose, k.State = keyring.Purpose(purpose), keyring.State(state)
+	k.Purpose, k.State, k.BackendRef = keyring.Purpose(purpose), keyring.State(state), keyring.Hide(ref)
 	if err := keyring.CheckRecord(k); err != nil {
 		return keyring.Key{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
