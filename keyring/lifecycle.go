@@ -28,7 +28,8 @@ type BatchUpdater interface {
 // Create generates a new Pending key in set (R3.4 step 1): it is
 // published in the JWKS at once and signs nothing until activated.
 // Needs the issuer role.
-func (r *Keyring) Create(ctx context.Context, set string) (Key, error) {
+func (r *Keyring) Create(ctx context.Context, set string) (_ Key, err error) {
+	defer r.trace(&ctx, "create", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionCreate, set, "")
 	if err != nil {
 		return Key{}, err
@@ -137,7 +138,8 @@ func (r *Keyring) failed(ctx context.Context, ev audit.Event, err error) error {
 // Approve records that the calling principal approves activation of a
 // Pending key. The principal that created the key cannot approve it
 // (R6.3). Needs the approver role.
-func (r *Keyring) Approve(ctx context.Context, kid string) error {
+func (r *Keyring) Approve(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "approve", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionApprove, kid)
@@ -169,7 +171,8 @@ func (r *Keyring) Approve(ctx context.Context, kid string) error {
 // refuses a key whose pre-publication delay has not elapsed, unless the
 // set has no Active key, and a key without a recorded approval by another
 // principal. Needs the deployer role.
-func (r *Keyring) Activate(ctx context.Context, kid string) error {
+func (r *Keyring) Activate(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "activate", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionActivate, kid)
@@ -264,7 +267,8 @@ func (r *Keyring) write(ctx context.Context, olds, news []Key) error {
 // approved: by an approver, or by the set's standing schedule approval
 // when the scheduler rotates) and retires the old key when its grace is
 // over. Needs the issuer role.
-func (r *Keyring) Rotate(ctx context.Context, set string) (Key, error) {
+func (r *Keyring) Rotate(ctx context.Context, set string) (_ Key, err error) {
+	defer r.trace(&ctx, "rotate", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionRotate, set, "")
 	if err != nil {
 		return Key{}, err
@@ -317,7 +321,8 @@ func (r *Keyring) successor(set string) *Key {
 // without a further approval. The approval is audited (who, when). Needs
 // the approver role. The approval lives in this Keyring; every replica
 // that runs the scheduler needs it.
-func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
+func (r *Keyring) ApproveSchedule(ctx context.Context, set string) (err error) {
+	defer r.trace(&ctx, "approve_schedule", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionApproveSchedule, set, "")
 	if err != nil {
 		return err
@@ -344,7 +349,8 @@ func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
 // Pending → Retired (R3.4 step 4). Its tokens are rejected from then on
 // and it leaves the JWKS. An Active key cannot be retired: rotate first.
 // Needs the security-officer role.
-func (r *Keyring) Retire(ctx context.Context, kid string) error {
+func (r *Keyring) Retire(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "retire", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionRetire, kid)
@@ -372,7 +378,8 @@ func (r *Keyring) retireLocked(ctx context.Context, p Principal, k Key, reason s
 // backend reference: for local keys the wrapped material is gone; a
 // provider that also implements Destroyer destroys the backend key.
 // Needs the security-officer role.
-func (r *Keyring) Destroy(ctx context.Context, kid string) error {
+func (r *Keyring) Destroy(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "destroy", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionDestroy, kid)
@@ -416,7 +423,8 @@ type Destroyer interface {
 // ErrReviewOverdue); secrets are ticked as TickSecrets does.
 // Ticks never overlap. It returns every failure, joined; one set's failure
 // does not stop the others.
-func (r *Keyring) Tick(ctx context.Context) error {
+func (r *Keyring) Tick(ctx context.Context) (err error) {
+	defer r.trace(&ctx, "tick", "", "")(&err)
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
 	ctx = WithPrincipal(ctx, SystemPrincipal)
