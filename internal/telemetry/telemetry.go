@@ -69,16 +69,16 @@ func Meter(mp metric.MeterProvider) metric.Meter {
 
 // Tracer starts the library's spans when something would record them.
 type Tracer struct {
-	t      trace.Tracer
-	global bool // follows otel's global provider
-	off    bool // a no-op provider was given
+	t      trace.Tracer // nil when global
+	global bool         // follows otel's global provider
+	off    bool         // a no-op provider was given
 }
 
 // NewTracer returns the tracer of tp, or of the global provider when tp is
 // nil.
 func NewTracer(tp trace.TracerProvider) Tracer {
 	if tp == nil {
-		return Tracer{t: otel.GetTracerProvider().Tracer(Scope), global: true}
+		return Tracer{global: true}
 	}
 	_, off := tp.(tracenoop.TracerProvider)
 	return Tracer{t: tp.Tracer(Scope), off: off}
@@ -98,9 +98,15 @@ func (t Tracer) On() bool {
 	return !t.off && t.t != nil
 }
 
-// Start starts a span named name. Call it only when On.
+// Start starts a span named name. Call it only when On. A tracer that
+// follows the global provider asks it for the library's tracer each time:
+// otel's default delegate forwards only to the first provider installed.
 func (t Tracer) Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return t.t.Start(ctx, name, trace.WithAttributes(attrs...))
+	tr := t.t
+	if t.global {
+		tr = otel.GetTracerProvider().Tracer(Scope)
+	}
+	return tr.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
 // Span starts a span when On, and otherwise returns ctx and nil; End

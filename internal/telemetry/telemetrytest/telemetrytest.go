@@ -76,9 +76,9 @@ func (r *Recorder) Collect(t testing.TB) metricdata.ResourceMetrics {
 	return rm
 }
 
-// Value returns, from rm, the metric name's data point whose attributes
-// include every attr: its value for a sum or a gauge, its count for a
-// histogram; ok is false when there is none.
+// Value returns, from rm, the sum over the metric name's data points whose
+// attributes include every attr of their values (sums, gauges) or counts
+// (histograms); ok is false when no point matches.
 func Value(rm metricdata.ResourceMetrics, name string, attrs ...attribute.KeyValue) (v float64, ok bool) {
 	match := func(set attribute.Set) bool {
 		for _, a := range attrs {
@@ -97,37 +97,37 @@ func Value(rm metricdata.ResourceMetrics, name string, attrs ...attribute.KeyVal
 			case metricdata.Sum[int64]:
 				for _, p := range d.DataPoints {
 					if match(p.Attributes) {
-						return float64(p.Value), true
+						v, ok = v+float64(p.Value), true
 					}
 				}
 			case metricdata.Sum[float64]:
 				for _, p := range d.DataPoints {
 					if match(p.Attributes) {
-						return p.Value, true
+						v, ok = v+p.Value, true
 					}
 				}
 			case metricdata.Gauge[int64]:
 				for _, p := range d.DataPoints {
 					if match(p.Attributes) {
-						return float64(p.Value), true
+						v, ok = v+float64(p.Value), true
 					}
 				}
 			case metricdata.Gauge[float64]:
 				for _, p := range d.DataPoints {
 					if match(p.Attributes) {
-						return p.Value, true
+						v, ok = v+p.Value, true
 					}
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
 					if match(p.Attributes) {
-						return float64(p.Count), true
+						v, ok = v+float64(p.Count), true
 					}
 				}
 			}
 		}
 	}
-	return 0, false
+	return v, ok
 }
 
 // Text is everything recorded as text (span names, statuses, attributes,
