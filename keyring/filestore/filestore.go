@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/telemetry"
 	"github.com/tokenkms/tokenkms/keyring"
 )
 
@@ -114,15 +116,26 @@ func (r keyRecord) key() (keyring.Key, error) {
 type Store struct {
 	path string
 	lock *os.File
+	log  *slog.Logger
 
 	mu     sync.RWMutex
 	keys   map[string]keyring.Key
 	closed bool
 }
 
+// Option configures Open.
+type Option func(*Store)
+
+// WithLogger logs the store's operational events: a new empty store
+// created, temporary files of an interrupted write removed. Nil, or
+// without it: nothing is logged. Never key material.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) { s.log = l }
+}
+
 // Open opens the store at path, creating it (mode 0600, empty) if it does
 // not exist. The directory must exist.
-func Open(path string) (*Store, error) {
+func Open(path string, opts ...Option) (*Store, error) {
 	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("filestore: open lock file: %w", err)
@@ -135,6 +148,14 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("filestore: lock: %w", err)
 	}
 	s := &Store{path: path, lock: lock, keys: make(map[string]keyring.Key)}
+	for _, o := range opts {
+		if o == nil {
+			lock.Close()
+			return nil, fmt.Errorf("%w: nil Option", ErrConfig)
+		}
+		o(s)
+	}
+	s.log = telemetry.Logger(s.log)
 	s.removeTemps()
 	if err := s.load(); err != nil {
 		lock.Close()
@@ -152,10 +173,15 @@ func (s *Store) removeTemps() {
 	}
 	left, err := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*"))
 	if err != nil {
+		s.log.Warn("filestore: cannot look for temporary files", "path", s.path, "err", err)
 		return
 	}
 	for _, name := range left {
-		os.Remove(name)
+		if err := os.Remove(name); err != nil {
+			s.log.Warn("filestore: cannot remove a temporary file left by an interrupted write", "file", name, "err", err)
+			continue
+		}
+		s.log.Info("filestore: removed a temporary file left by an interrupted write", "file", name)
 	}
 }
 
@@ -163,6 +189,7 @@ func (s *Store) removeTemps() {
 func (s *Store) load() error {
 	f, err := os.OpenFile(s.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
+		s.log.Info("filestore: no store file; creating an empty one", "path", s.path)
 		return s.write(s.keys)
 	}
 	if err != nil {
