@@ -94,8 +94,10 @@ type Config struct {
 	// tokenkms.keys.active and tokenkms.keys.overdue per set.
 	MeterProvider metric.MeterProvider
 	// Logger receives operational events: failed actions and ticks (with
-	// their error), refused audit events, overdue keys. Never a secret, a
-	// token or key material. Nil: nothing is logged.
+	// their error, Warn), audit events the sink refused (Error), failed
+	// steps such as incident or secret hooks and overdue keys (Warn), the
+	// transitions the scheduler made (Info). Never a secret, a token or key
+	// material. Nil: nothing is logged.
 	Logger *slog.Logger
 }
 

@@ -67,14 +67,21 @@ func (r *Keyring) trace(ctx *context.Context, action, set, kid string) func(*err
 }
 
 // observeEvent records an audit event the keyring emitted (or failed to):
-// a span event on the action's span, a count, and a log line when the sink
-// refused it.
+// a span event on the action's span, a count, and a log line for what an
+// operator acts on: an event the sink refused (the action did not
+// happen), a failed step (an incident or secret hook, a backend, an
+// overdue key), and the transitions the scheduler made.
 func (r *Keyring) observeEvent(ctx context.Context, e audit.Event, err error) {
 	outcome := string(e.Outcome)
-	if err != nil {
+	attrs := []any{"type", string(e.Type), "set", e.Set, "kid", e.KID}
+	switch {
+	case err != nil:
 		outcome = "unaudited"
-		r.tel.log.Error("keyring: audit sink refused an event; the action does not happen",
-			"type", string(e.Type), "set", e.Set, "kid", e.KID, "err", err)
+		r.tel.log.Error("keyring: audit sink refused an event; the action does not happen", append(attrs, "err", err)...)
+	case e.Outcome == audit.Failure:
+		r.tel.log.Warn("keyring: "+string(e.Type), append(attrs, "outcome", outcome, "reason", e.Reason)...)
+	case e.Outcome == audit.Success && e.Actor == SystemPrincipal.ID:
+		r.tel.log.Info("keyring: scheduled "+string(e.Type), attrs...)
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.AddEvent("audit."+string(e.Type), trace.WithAttributes(

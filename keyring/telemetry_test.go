@@ -130,6 +130,15 @@ func TestTelemetryOfARotation(t *testing.T) {
 	if got, _ := telemetrytest.Value(rm, "tokenkms.key.rotate_by.remaining", telemetry.AttrKID.String(next.KID)); got >= 0 {
 		t.Errorf("time to RotateBy of an overdue key = %v, want < 0", got)
 	}
+	logs.Reset()
+	if err := f.Ring.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"level":"WARN","msg":"keyring: key.overdue"`, `"msg":"keyring: scheduled key.rotated"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("tick past RotateBy: log lacks %s:\n%s", want, logs.String())
+		}
+	}
 
 	all := rec.Text(t) + logs.String()
 	for _, secret := range []string{tok, subject, strings.Split(tok, ".")[2]} {
