@@ -519,6 +519,9 @@ func (r *Keyring) leasedTick(ctx context.Context) error {
 		return r.Tick(ctx)
 	}
 	release, ok, err := r.lease(ctx)
+	if err != nil {
+		r.tel.log.Warn("keyring: cannot take the tick lease; this replica skips the tick", "err", err)
+	}
 	if err != nil || !ok {
 		return err
 	}

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -257,5 +259,58 @@ func TestIssueSpanHidesRefusedClaims(t *testing.T) {
 	}
 	if strings.Contains(rec.Text(t), iss) {
 		t.Errorf("a refused claim value reached telemetry")
+	}
+}
+
+// lockedBuffer is a log destination written by Run's goroutine.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRunLogsLeaseFailure: a replica that cannot take the tick lease says
+// so in the log, besides OnTickError.
+func TestRunLogsLeaseFailure(t *testing.T) {
+	errLease := errors.New("lease store down")
+	var logs lockedBuffer
+	failures := make(chan error, 1)
+	e := newEnv(t, func(c *keyring.Config) {
+		c.TickInterval = time.Millisecond
+		c.TickLease = func(context.Context) (func(), bool, error) { return func() {}, false, errLease }
+		c.OnTickError = func(err error) {
+			select {
+			case failures <- err:
+			default:
+			}
+		}
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	c, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.ring.Run(c) }()
+	select {
+	case err := <-failures:
+		if !errors.Is(err, errLease) {
+			t.Errorf("OnTickError got %v, want the lease's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no tick failure within 10 s")
+	}
+	cancel()
+	<-done
+	if got := logs.String(); !strings.Contains(got, "cannot take the tick lease") || !strings.Contains(got, errLease.Error()) {
+		t.Errorf("log = %q, want the lease failure", got)
 	}
 }
