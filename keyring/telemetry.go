@@ -174,8 +174,6 @@ func measureStore(s KeyStore, calls *telemetry.Calls) KeyStore {
 	return &m
 }
 
-func (s *measuredStore) String() string { return fmt.Sprint(s.inner) }
-
 func (s *measuredStore) Get(ctx context.Context, kid string) (k Key, err error) {
 	ctx, c := s.calls.Begin(ctx, s.name, "Get")
 	defer func() { c.End(ctx, err) }()
@@ -224,8 +222,6 @@ func measureProvider(p signer.Provider, calls *telemetry.Calls, backend string) 
 	return &m
 }
 
-func (p *measuredProvider) String() string { return fmt.Sprint(p.inner) }
-
 func (p *measuredProvider) Generate(ctx context.Context, kid, alg string) (s signer.Signer, ref string, err error) {
 	ctx, c := p.calls.Begin(ctx, p.backend, "Generate")
 	defer func() { c.End(ctx, err) }()
@@ -250,8 +246,6 @@ type measuredWrapper struct {
 	calls   *telemetry.Calls
 	backend string
 }
-
-func (w *measuredWrapper) String() string { return fmt.Sprint(w.inner) }
 
 func (w *measuredWrapper) Wrap(ctx context.Context, plaintext, aad []byte) (out []byte, err error) {
 	ctx, c := w.calls.Begin(ctx, w.backend, "Wrap")
