@@ -52,7 +52,7 @@ var reasons = []struct {
 }{
 	{ErrMalformed, "malformed"}, {ErrTooLarge, "too_large"}, {ErrAlgorithm, "algorithm"},
 	{ErrHeaderParam, "header_param"}, {ErrCrit, "crit"}, {ErrType, "type"},
-	{ErrMissingKID, "missing_kid"}, {ErrUnknownKID, "unknown_kid"}, {ErrKeyRetired, "key_retired"},
+	{ErrMissingKID, "missing_kid"}, {ErrUnknownKID, "unknown_kid"}, {ErrKeyUnusable, "key_unusable"}, {ErrKeyRetired, "key_retired"},
 	{ErrKeyCompromised, "key_compromised"}, {ErrSignature, "signature"}, {ErrExpired, "expired"},
 	{ErrNotYetValid, "not_yet_valid"}, {ErrTooOld, "too_old"}, {ErrLifetime, "lifetime"},
 	{ErrIssuedInFuture, "issued_in_future"}, {ErrMissingClaim, "missing_claim"},

@@ -5,7 +5,8 @@
 // On the server, NewServer returns the unary and stream interceptors: the
 // bearer token of the "authorization" metadata is verified, the method's
 // scopes (WithMethodScopes) are required, and the claims reach the handler
-// in the context (ClaimsFromContext). The caller learns only a status code,
+// in the context, where verifier.ClaimsFromContext finds them as it does
+// behind verifier.Middleware. The caller learns only a status code,
 // never why:
 //   - codes.Unauthenticated: no token, or a token Verify refuses;
 //   - codes.PermissionDenied: a valid token without a required scope, or

@@ -51,7 +51,7 @@ type health struct {
 }
 
 func (h *health) seen(ctx context.Context) {
-	c, _ := grpcauth.ClaimsFromContext(ctx)
+	c, _ := verifier.ClaimsFromContext(ctx)
 	md, _ := metadata.FromIncomingContext(ctx)
 	h.mu.Lock()
 	defer h.mu.Unlock()

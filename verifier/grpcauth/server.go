@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/internal/jose"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -208,15 +207,6 @@ type authedStream struct {
 
 func (a *authedStream) Context() context.Context { return a.ctx }
 
-type claimsKey struct{}
-
-// ClaimsFromContext returns the claims of the token that the interceptor
-// verified for this call.
-func ClaimsFromContext(ctx context.Context) (*tokenkms.Claims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(*tokenkms.Claims)
-	return c, ok && c != nil
-}
-
 // Status errors returned to callers: the code says what to do, never why.
 var (
 	errUnauthenticated = status.Error(codes.Unauthenticated, "unauthenticated")
@@ -253,7 +243,7 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 			return nil, s.refuse(ctx, method, errDenied, fmt.Errorf("%w: method %s requires %q", verifier.ErrScope, method, sc))
 		}
 	}
-	return context.WithValue(ctx, claimsKey{}, c), nil
+	return verifier.ContextWithClaims(ctx, c), nil
 }
 
 func (s *Server) refuse(ctx context.Context, method string, st, reason error) error {
