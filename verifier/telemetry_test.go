@@ -65,6 +65,13 @@ func TestVerifyTelemetry(t *testing.T) {
 		if got := telemetrytest.Attr(s, telemetry.AttrReason); got != wantReasons[i] {
 			t.Errorf("span %d reason = %q, want %q", i, got, wantReasons[i])
 		}
+		wantOutcome := "rejected"
+		if wantReasons[i] == "" {
+			wantOutcome = "ok"
+		}
+		if got := telemetrytest.Attr(s, telemetry.AttrOutcome); got != wantOutcome {
+			t.Errorf("span %d outcome = %q, want %q", i, got, wantOutcome)
+		}
 		if wantReasons[i] != "" && s.Status().Description != wantReasons[i] {
 			t.Errorf("span %d status = %q, want the reason label %q", i, s.Status().Description, wantReasons[i])
 		}

@@ -109,15 +109,6 @@ func (t Tracer) Start(ctx context.Context, name string, attrs ...attribute.KeyVa
 	return tr.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
-// Span starts a span when On, and otherwise returns ctx and nil; End
-// accepts the nil span.
-func (t Tracer) Span(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	if !t.On() {
-		return ctx, nil
-	}
-	return t.Start(ctx, name, attrs...)
-}
-
 // End ends span (nil: nothing to do). A non-nil err marks it failed with
 // description desc, which must not carry a secret, a token or a claim
 // value.
@@ -127,7 +118,6 @@ func End(span trace.Span, err error, desc string) {
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, desc)
-		span.SetAttributes(AttrOutcome.String("error"))
 	}
 	span.End()
 }
@@ -143,7 +133,6 @@ const (
 	AttrBackend   = attribute.Key("tokenkms.backend")
 	AttrOperation = attribute.Key("tokenkms.operation")
 	AttrAction    = attribute.Key("tokenkms.action")
-	AttrCache     = attribute.Key("tokenkms.cache")
 )
 
 // Seconds returns the time since start in seconds, for a duration
