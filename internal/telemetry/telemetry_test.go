@@ -3,6 +3,12 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -91,6 +97,52 @@ func TestCheckProviders(t *testing.T) {
 				t.Errorf("CheckProviders = %v, want an error: %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestLibraryImportsNoSDK: outside tests, the examples and telemetrytest,
+// no package of the module imports the OpenTelemetry SDK or an exporter:
+// the host chooses them.
+func TestLibraryImportsNoSDK(t *testing.T) {
+	root := filepath.Join("..", "..")
+	fset := token.NewFileSet()
+	files := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() {
+			switch rel {
+			case "examples", filepath.Join("internal", "bench"), filepath.Join("internal", "tools"), filepath.Join("internal", "telemetry", "telemetrytest"):
+				return filepath.SkipDir
+			}
+			if rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(p, "go.opentelemetry.io/otel/sdk") || strings.HasPrefix(p, "go.opentelemetry.io/otel/exporters") {
+				t.Errorf("%s imports %s: library code uses the OpenTelemetry API only", rel, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatal("no Go file walked")
 	}
 }
 
