@@ -45,7 +45,8 @@ const maxKIDLen = 256
 // must verify with its public key. Tokens signed with the key before the
 // import verify under its kid from the moment it is imported (a Pending
 // key is published).
-func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (Key, error) {
+func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (_ Key, err error) {
+	defer r.trace(&ctx, "import", set, in.KID)(&err)
 	p, err := r.principalFor(ctx, ActionCreate, set, in.KID)
 	if err != nil {
 		return Key{}, err
