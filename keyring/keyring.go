@@ -492,7 +492,9 @@ func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error)
 	if prov == nil {
 		return nil, fmt.Errorf("%w: no provider for backend %q", ErrBackend, k.Backend)
 	}
-	s, err := prov.Open(ctx, k.KID, k.BackendRef)
+	bctx, call := r.tel.backend.Begin(ctx, k.Backend, "Open")
+	s, err := prov.Open(bctx, k.KID, k.BackendRef)
+	call.End(bctx, err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrBackend, k.KID, err)
 	}

@@ -80,7 +80,7 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		}
 	} else {
 		var ref string
-		s, ref, err = r.providers[pol.Backend].Generate(ctx, k.KID, pol.Algorithm)
+		s, ref, err = r.generate(ctx, pol.Backend, k.KID, pol.Algorithm)
 		if err != nil {
 			return Key{}, r.failed(ctx, ev, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err))
 		}
@@ -113,7 +113,7 @@ func (r *Keyring) discard(ctx context.Context, p Principal, k Key, created audit
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
 		ev := r.event(audit.KeyDestroyed, p, k.Set, k.KID, k.Incident)
 		ev.Reason = "creation not completed"
-		if derr := d.Destroy(ctx, k.KID, k.BackendRef); derr != nil {
+		if derr := r.destroyBackend(ctx, d, k); derr != nil {
 			ev.Outcome = audit.Failure
 			ev.Reason = fmt.Sprintf("creation not completed; destroy failed: %v", derr)
 			err = errors.Join(err, fmt.Errorf("%w: destroy %s: %w", ErrBackend, k.KID, derr))
@@ -394,7 +394,7 @@ func (r *Keyring) Destroy(ctx context.Context, kid string) (err error) {
 		return err
 	}
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
-		if err := d.Destroy(ctx, k.KID, k.BackendRef); err != nil {
+		if err := r.destroyBackend(ctx, d, k); err != nil {
 			return r.failed(ctx, ev, fmt.Errorf("%w: destroy %s: %w", ErrBackend, kid, err))
 		}
 	}

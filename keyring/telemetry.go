@@ -156,7 +156,9 @@ func observeKeys(m metric.Meter, r *Keyring) error {
 	}, age, left, active, overdue)
 }
 
-// measuredStore measures every call to the KeyStore.
+// measuredStore measures every call to the KeyStore. It keeps the one
+// optional interface the keyring asks a store for (BatchUpdater); another
+// one would have to be forwarded here too.
 type measuredStore struct {
 	inner KeyStore
 	calls *telemetry.Calls
@@ -204,40 +206,20 @@ func (s *measuredBatchStore) UpdateBatch(ctx context.Context, updates []KeyUpdat
 	return s.inner.(BatchUpdater).UpdateBatch(ctx, updates)
 }
 
-// measuredProvider measures the calls to a signing backend.
-type measuredProvider struct {
-	inner   signer.Provider
-	calls   *telemetry.Calls
-	backend string
+// generate creates a key in backend, measured.
+func (r *Keyring) generate(ctx context.Context, backend, kid, alg string) (signer.Signer, string, error) {
+	ctx, call := r.tel.backend.Begin(ctx, backend, "Generate")
+	s, ref, err := r.providers[backend].Generate(ctx, kid, alg)
+	call.End(ctx, err)
+	return s, ref, err
 }
 
-// measuredDestroyer is a measuredProvider over a Destroyer.
-type measuredDestroyer struct{ measuredProvider }
-
-func measureProvider(p signer.Provider, calls *telemetry.Calls, backend string) signer.Provider {
-	m := measuredProvider{inner: p, calls: calls, backend: backend}
-	if _, ok := p.(Destroyer); ok {
-		return &measuredDestroyer{m}
-	}
-	return &m
-}
-
-func (p *measuredProvider) Generate(ctx context.Context, kid, alg string) (s signer.Signer, ref string, err error) {
-	ctx, c := p.calls.Begin(ctx, p.backend, "Generate")
-	defer func() { c.End(ctx, err) }()
-	return p.inner.Generate(ctx, kid, alg)
-}
-
-func (p *measuredProvider) Open(ctx context.Context, kid, ref string) (s signer.Signer, err error) {
-	ctx, c := p.calls.Begin(ctx, p.backend, "Open")
-	defer func() { c.End(ctx, err) }()
-	return p.inner.Open(ctx, kid, ref)
-}
-
-func (p *measuredDestroyer) Destroy(ctx context.Context, kid, ref string) (err error) {
-	ctx, c := p.calls.Begin(ctx, p.backend, "Destroy")
-	defer func() { c.End(ctx, err) }()
-	return p.inner.(Destroyer).Destroy(ctx, kid, ref)
+// destroyBackend destroys k's key in its backend through d, measured.
+func (r *Keyring) destroyBackend(ctx context.Context, d Destroyer, k Key) error {
+	ctx, call := r.tel.backend.Begin(ctx, k.Backend, "Destroy")
+	err := d.Destroy(ctx, k.KID, k.BackendRef)
+	call.End(ctx, err)
+	return err
 }
 
 // measuredWrapper measures the calls to a key-encryption backend.
@@ -259,17 +241,13 @@ func (w *measuredWrapper) Unwrap(ctx context.Context, wrapped, aad []byte) (out 
 	return w.inner.Unwrap(ctx, wrapped, aad)
 }
 
-// instrument wraps the Keyring's store, providers and wrappers so that
-// their calls are measured, and registers the key gauges.
+// instrument wraps the Keyring's store and key wrappers so that their
+// calls are measured, and registers the key gauges. Providers are not
+// wrapped (the keyring asks them for optional interfaces: Destroyer,
+// signer.Importer, signer.Adopter): their calls are measured where they
+// are made.
 func (r *Keyring) instrument(m metric.Meter) error {
 	r.store = measureStore(r.store, r.tel.store)
-	providers := make(map[string]signer.Provider, len(r.providers))
-	for name, p := range r.providers {
-		if p != nil {
-			providers[name] = measureProvider(p, r.tel.backend, name)
-		}
-	}
-	r.providers = providers
 	wrappers := make(map[string]signer.KeyWrapper, len(r.wrappers))
 	for name, w := range r.wrappers {
 		if w != nil {
