@@ -3,6 +3,9 @@ package keyring_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -312,5 +315,32 @@ func TestRunLogsLeaseFailure(t *testing.T) {
 	<-done
 	if got := logs.String(); !strings.Contains(got, "cannot take the tick lease") || !strings.Contains(got, errLease.Error()) {
 		t.Errorf("log = %q, want the lease failure", got)
+	}
+}
+
+// TestImportTraced: an import under recording providers works (the
+// provider keeps its optional interfaces) and is traced with its backend
+// call.
+func TestImportTraced(t *testing.T) {
+	rec := telemetrytest.New(t)
+	f, err := keyringtest.New(keyringtest.Options{TracerProvider: rec.TP, MeterProvider: rec.MP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := f.Ring.Import(f.As(keyringtest.Issuer), f.Set, keyring.KeyImport{KID: "legacy-1", Private: priv})
+	if err != nil {
+		t.Fatalf("Import: %v", err)
+	}
+	imports := rec.Spans("tokenkms.keyring.import")
+	if len(imports) != 1 || telemetrytest.Attr(imports[0], telemetry.AttrKID) != k.KID {
+		t.Fatalf("import spans = %d, want one for %s", len(imports), k.KID)
+	}
+	calls := rec.Spans("tokenkms.backend.Import")
+	if len(calls) != 1 || calls[0].Parent().SpanID() != imports[0].SpanContext().SpanID() {
+		t.Errorf("backend Import spans = %d, want one under the import span", len(calls))
 	}
 }
