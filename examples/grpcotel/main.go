@@ -174,6 +174,7 @@ func run(out io.Writer) error {
 	}
 	say("== calls before the rotation")
 	check("Check with a token", grpc.PerRPCCredentials(creds))
+	check("Check again, same token", grpc.PerRPCCredentials(creds))
 	check("Check without a token")
 	check("Check with a forged token", grpc.PerRPCCredentials(forged))
 
