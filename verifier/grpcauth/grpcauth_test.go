@@ -356,7 +356,11 @@ func TestCredentialsFromIssuer(t *testing.T) {
 	}
 	check()
 	check()
-	f.Clock.Advance(12 * time.Minute) // past 3/4 of the default 15-minute lifetime
+	first, _ := h.calls()
+	if len(first) != 2 || first[0] == nil {
+		t.Fatalf("server saw %d calls, want 2 with claims", len(first))
+	}
+	f.Clock.Advance(first[0].ExpiresAt.Sub(first[0].IssuedAt)*3/4 + time.Second) // past 3/4 of the lifetime
 	check()
 	claims, tokens := h.calls()
 	if len(claims) != 3 || claims[0].Subject != "svc" {
