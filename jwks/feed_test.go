@@ -311,6 +311,9 @@ func TestFeedStaleFailsClosed(t *testing.T) {
 		if !errors.Is(err, verifier.ErrRevocationCheck) || !errors.Is(err, jwks.ErrFeedStale) {
 			t.Errorf("past MaxAge: got %v, want ErrRevocationCheck and ErrFeedStale", err)
 		}
+		if at := f.RevocationUpdatedAt(); at.IsZero() || time.Since(at) <= 10*time.Second {
+			t.Errorf("past MaxAge: RevocationUpdatedAt %v ago, want more than MaxAge", time.Since(at))
+		}
 		is.down.Store(false)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()

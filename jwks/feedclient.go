@@ -271,6 +271,16 @@ func (f *RevocationFeed) Close() error {
 	return nil
 }
 
+// RevocationUpdatedAt is the signing time of the newest document applied
+// (verifier.RevocationFreshness: a Verifier checking against the feed
+// exports its staleness), zero before the first.
+func (f *RevocationFeed) RevocationUpdatedAt() time.Time {
+	if ms := f.fresh.Load(); ms != 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
 // Stats returns what the feed received and holds.
 func (f *RevocationFeed) Stats() FeedStats {
 	st := f.list.Stats()

@@ -92,7 +92,8 @@ func scheduleTerms(p SetPolicy) string {
 // kept by the KeyStore: it holds across restarts and for every replica,
 // until WithdrawSchedule, or until the set's timing policy changes. Needs
 // the approver role.
-func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
+func (r *Keyring) ApproveSchedule(ctx context.Context, set string) (err error) {
+	defer r.trace(&ctx, "approve_schedule", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionApproveSchedule, set, "")
 	if err != nil {
 		return err
@@ -118,7 +119,8 @@ func (r *Keyring) ApproveSchedule(ctx context.Context, set string) error {
 // strict deadlines, the set's Active key stops signing at its RotateBy
 // unless someone rotates it. Any approver may withdraw. Needs the approver
 // role (action withdraw-schedule).
-func (r *Keyring) WithdrawSchedule(ctx context.Context, set string) error {
+func (r *Keyring) WithdrawSchedule(ctx context.Context, set string) (err error) {
+	defer r.trace(&ctx, "withdraw_schedule", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionWithdraw, set, "")
 	if err != nil {
 		return err
@@ -136,7 +138,8 @@ func (r *Keyring) WithdrawSchedule(ctx context.Context, set string) error {
 // rotated (Retiring) data key, the host having rewrapped what it
 // protected (Rewrap). Retire then retires it, by another principal.
 // Needs the approver role.
-func (r *Keyring) ApproveRetire(ctx context.Context, kid string) error {
+func (r *Keyring) ApproveRetire(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "approve_retire", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionApprove, kid)

@@ -146,6 +146,22 @@
 // states verifies (approved Pending, Active, Retiring within grace); a
 // store refuses a record with an unknown state or purpose as corrupt.
 //
+// # Observability
+//
+// Config.TracerProvider and Config.MeterProvider (otel's global providers
+// when nil; the library uses the OpenTelemetry API only, the host installs
+// the SDK) trace every administrative action as "tokenkms.keyring.<action>"
+// with its audit events as span events, and every call to a key backend
+// ("tokenkms.backend.<op>") and to the store ("tokenkms.store.<op>"), with
+// their durations and errors as metrics; key age, time to RotateBy per
+// kid, Active and overdue keys per set are read from the snapshot when the
+// host collects. With no provider installed this costs a few loads per
+// signature and allocates nothing. Config.Logger receives the operational
+// events (failed actions and ticks, refused audit events, failed hooks,
+// overdue keys, the scheduler's transitions). Neither carries a secret, a
+// token or key material. A provider that is a nil pointer is refused by
+// New (ErrPolicy).
+//
 // # Concurrency
 //
 // A Keyring is safe for concurrent use. Lookups read an immutable snapshot

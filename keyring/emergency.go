@@ -87,7 +87,8 @@ const (
 // audit event that the sink refuses stops the call there. It returns the new Active key (zero if
 // the compromised key was not Active). Needs the security-officer role on
 // the key's set.
-func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident) (Key, error) {
+func (r *Keyring) EmergencyRotate(ctx context.Context, kid string, inc Incident) (_ Key, err error) {
+	defer r.trace(&ctx, "emergency_rotate", "", kid)(&err)
 	p, k, err := r.principalForKey(ctx, ActionEmergency, kid)
 	if err != nil {
 		return Key{}, err
@@ -364,7 +365,8 @@ func (r *Keyring) keepStandby(ctx context.Context, set string, pol SetPolicy, no
 // closes its review_required flag. The principal that ran the emergency
 // rotation cannot review its key (ErrSelfApproval). Needs the approver or
 // security-officer role on the key's set.
-func (r *Keyring) Review(ctx context.Context, kid string) error {
+func (r *Keyring) Review(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "review", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionReview, kid)

@@ -45,7 +45,8 @@ const maxKIDLen = 256
 // must verify with its public key. Tokens signed with the key before the
 // import verify under its kid from the moment it is imported (a Pending
 // key is published).
-func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (Key, error) {
+func (r *Keyring) Import(ctx context.Context, set string, in KeyImport) (_ Key, err error) {
+	defer r.trace(&ctx, "import", set, in.KID)(&err)
 	p, err := r.principalFor(ctx, ActionCreate, set, in.KID)
 	if err != nil {
 		return Key{}, err
@@ -118,7 +119,9 @@ func (r *Keyring) importInto(ctx context.Context, pol SetPolicy, kid string, in 
 		if !ok {
 			return nil, "", "", fmt.Errorf("%w: backend %q cannot import a private key; adopt a key of the backend by reference", ErrImport, pol.Backend)
 		}
-		s, ref, err := imp.Import(ctx, kid, pol.Algorithm, in.Private)
+		bctx, call := r.tel.backend.Begin(ctx, pol.Backend, "Import")
+		s, ref, err := imp.Import(bctx, kid, pol.Algorithm, in.Private)
+		call.End(bctx, err)
 		if err != nil {
 			return nil, "", "", fmt.Errorf("%w: %w", ErrImport, err)
 		}
@@ -128,7 +131,9 @@ func (r *Keyring) importInto(ctx context.Context, pol SetPolicy, kid string, in 
 	if !ok {
 		return nil, "", "", fmt.Errorf("%w: backend %q cannot adopt a key by reference", ErrImport, pol.Backend)
 	}
-	s, ref, err := ad.Adopt(ctx, kid, pol.Algorithm, in.Ref)
+	bctx, call := r.tel.backend.Begin(ctx, pol.Backend, "Adopt")
+	s, ref, err := ad.Adopt(bctx, kid, pol.Algorithm, in.Ref)
+	call.End(bctx, err)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("%w: %w", ErrImport, err)
 	}

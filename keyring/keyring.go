@@ -8,13 +8,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenkms/tokenkms/audit"
+	"github.com/tokenkms/tokenkms/internal/telemetry"
 	"github.com/tokenkms/tokenkms/signer"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -92,6 +97,26 @@ type Config struct {
 	// SecretHooks run after every secret rotation, with the new value, so
 	// the host can push it to the system that uses it.
 	SecretHooks []SecretHook
+	// TracerProvider traces every administrative action (a span
+	// "tokenkms.keyring.<action>" with each audit event as a span event),
+	// every call to a key backend ("tokenkms.backend.<op>": Generate, Open,
+	// Sign, Destroy, Wrap, Unwrap) and to the store ("tokenkms.store.<op>").
+	// Nil: otel's global provider, which records nothing until the host
+	// installs one.
+	TracerProvider trace.TracerProvider
+	// MeterProvider records the keyring's metrics (otel's global provider
+	// when nil): tokenkms.backend.duration and .errors (KMS/HSM calls, by
+	// backend and operation), tokenkms.store.duration and .errors,
+	// tokenkms.audit.events, and, read from the snapshot at collection,
+	// tokenkms.key.age and tokenkms.key.rotate_by.remaining per kid,
+	// tokenkms.keys.active and tokenkms.keys.overdue per set.
+	MeterProvider metric.MeterProvider
+	// Logger receives operational events: failed actions and ticks (with
+	// their error, Warn), audit events the sink refused (Error), failed
+	// steps such as incident or secret hooks and overdue keys (Warn), the
+	// transitions the scheduler made (Info). Never a secret, a token or key
+	// material. Nil: nothing is logged.
+	Logger *slog.Logger
 }
 
 // Keyring manages the keys of its sets through their life. Its lookups
@@ -118,6 +143,7 @@ type Keyring struct {
 	deks        *dekCache
 	secrets     map[string]SecretPolicy
 	secretHooks []SecretHook
+	tel         *keyringTelemetry
 
 	mu        sync.Mutex // serialises administrative calls and Refresh
 	tickMu    sync.Mutex // one Tick at a time
@@ -166,7 +192,12 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	if len(cfg.Sets) == 0 {
 		return nil, fmt.Errorf("%w: no key set", ErrPolicy)
 	}
+	tel, err := newKeyringTelemetry(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	r := &Keyring{
+		tel:         tel,
 		store:       cfg.Store,
 		providers:   cfg.Providers,
 		audit:       cfg.Audit,
@@ -202,6 +233,9 @@ func New(ctx context.Context, cfg Config) (*Keyring, error) {
 	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if err := r.instrument(telemetry.Meter(cfg.MeterProvider)); err != nil {
+		return nil, err
 	}
 	deks, err := newDEKCache(cfg.DEKCacheTTL, cfg.DEKCacheSize, r.now)
 	if err != nil {
@@ -334,7 +368,8 @@ func (r *Keyring) Policy(set string) (SetPolicy, error) {
 // Refresh reloads the snapshot from the store. Administrative calls do it
 // themselves; a host whose store is shared by several replicas calls it
 // when the store reports a change.
-func (r *Keyring) Refresh(ctx context.Context) error {
+func (r *Keyring) Refresh(ctx context.Context) (err error) {
+	defer r.trace(&ctx, "refresh", "", "")(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.refreshLocked(ctx)
@@ -479,7 +514,8 @@ func (r *Keyring) RevokeJTI(ctx context.Context, jti string, until time.Time) er
 // (the empty set: of any set), until the given time. It needs the
 // security-officer role on set; the event names the set. The revocation
 // list keys jtis alone: the set scopes who may revoke, not what matches.
-func (r *Keyring) RevokeJTIInSet(ctx context.Context, set, jti string, until time.Time) error {
+func (r *Keyring) RevokeJTIInSet(ctx context.Context, set, jti string, until time.Time) (err error) {
+	defer r.trace(&ctx, "revoke_jti", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionRevoke, set, "")
 	if err != nil {
 		return err
@@ -506,7 +542,8 @@ func (r *Keyring) RevokeJTIInSet(ctx context.Context, set, jti string, until tim
 // RevokeKID implements verifier.RevocationList over the configured list.
 // It is authorized on the key's set; an unknown kid is refused as
 // principalForKey says.
-func (r *Keyring) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) error {
+func (r *Keyring) RevokeKID(ctx context.Context, kid string, issuedBefore time.Time) (err error) {
+	defer r.trace(&ctx, "revoke_kid", "", kid)(&err)
 	p, k, err := r.principalForKey(ctx, ActionRevoke, kid)
 	if err != nil {
 		return err
@@ -573,7 +610,9 @@ func (r *Keyring) openSigner(ctx context.Context, k Key) (*guardedSigner, error)
 	if prov == nil {
 		return nil, fmt.Errorf("%w: no provider for backend %q", ErrBackend, k.Backend)
 	}
-	s, err := prov.Open(ctx, k.KID, k.BackendRef.Reveal())
+	bctx, call := r.tel.backend.Begin(ctx, k.Backend, "Open")
+	s, err := prov.Open(bctx, k.KID, k.BackendRef.Reveal())
+	call.End(bctx, err)
 	if err != nil {
 		return nil, fmt.Errorf("%w: open %s: %w", ErrBackend, k.KID, err)
 	}
@@ -593,8 +632,11 @@ func (r *Keyring) adoptSigner(kid string, s signer.Signer) *guardedSigner {
 	if g, ok := r.signers[kid]; ok {
 		return g
 	}
-	g := &guardedSigner{inner: s}
+	g := &guardedSigner{inner: s, calls: r.tel.backend}
 	k, ok := r.snap.Load().keys[kid]
+	if ok {
+		g.backend = k.Backend
+	}
 	switch {
 	case !ok || k.State == Compromised || r.frozen[kid]:
 		g.frozen = true
@@ -610,11 +652,13 @@ func (r *Keyring) adoptSigner(kid string, s signer.Signer) *guardedSigner {
 // the whole signature, freeze takes the write lock: once freeze returns,
 // no signature is in flight and none will be produced.
 type guardedSigner struct {
-	inner  signer.Signer
-	mu     sync.RWMutex
-	frozen bool
-	ended  bool
-	until  atomic.Int64 // unix nanoseconds of the verification horizon, 0 while Active
+	inner   signer.Signer
+	calls   *telemetry.Calls
+	backend string
+	mu      sync.RWMutex
+	frozen  bool
+	ended   bool
+	until   atomic.Int64 // unix nanoseconds of the verification horizon, 0 while Active
 }
 
 func (g *guardedSigner) KID() string              { return g.inner.KID() }
@@ -641,7 +685,10 @@ func (g *guardedSigner) Sign(ctx context.Context, signingInput []byte) ([]byte, 
 	if g.ended {
 		return nil, fmt.Errorf("%w: %s", signer.ErrKeyNotActive, g.inner.KID())
 	}
-	return g.inner.Sign(ctx, signingInput)
+	ctx, call := g.calls.Begin(ctx, g.backend, "Sign")
+	sig, err := g.inner.Sign(ctx, signingInput)
+	call.End(ctx, err)
+	return sig, err
 }
 
 func (g *guardedSigner) freeze() {
@@ -682,7 +729,9 @@ func (r *Keyring) event(t audit.Type, p Principal, set, kid, incident string) au
 
 // emit sends an event; a failure vetoes the action.
 func (r *Keyring) emit(ctx context.Context, e audit.Event) error {
-	if err := r.audit.Emit(ctx, e); err != nil {
+	err := r.audit.Emit(ctx, e)
+	r.observeEvent(ctx, e, err)
+	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrAudit, e.Type, err)
 	}
 	return nil

@@ -28,7 +28,8 @@ type BatchUpdater interface {
 // Create generates a new Pending key in set (R3.4 step 1): it is
 // published in the JWKS at once and signs nothing until activated.
 // Needs the issuer role.
-func (r *Keyring) Create(ctx context.Context, set string) (Key, error) {
+func (r *Keyring) Create(ctx context.Context, set string) (_ Key, err error) {
+	defer r.trace(&ctx, "create", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionCreate, set, "")
 	if err != nil {
 		return Key{}, err
@@ -79,7 +80,7 @@ func (r *Keyring) createLocked(ctx context.Context, p Principal, set string, sta
 		}
 	} else {
 		var ref string
-		s, ref, err = r.providers[pol.Backend].Generate(ctx, k.KID, pol.Algorithm)
+		s, ref, err = r.generate(ctx, pol.Backend, k.KID, pol.Algorithm)
 		if err != nil {
 			return Key{}, r.failed(ctx, ev, fmt.Errorf("%w: generate in %q: %w", ErrBackend, pol.Backend, err))
 		}
@@ -112,7 +113,7 @@ func (r *Keyring) discard(ctx context.Context, p Principal, k Key, created audit
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
 		ev := r.event(audit.KeyDestroyed, p, k.Set, k.KID, k.Incident)
 		ev.Reason = "creation not completed"
-		if derr := d.Destroy(ctx, k.KID, k.BackendRef.Reveal()); derr != nil {
+		if derr := r.destroyBackend(ctx, d, k); derr != nil {
 			ev.Outcome = audit.Failure
 			ev.Reason = fmt.Sprintf("creation not completed; destroy failed: %v", derr)
 			err = errors.Join(err, fmt.Errorf("%w: destroy %s: %w", ErrBackend, k.KID, derr))
@@ -137,7 +138,8 @@ func (r *Keyring) failed(ctx context.Context, ev audit.Event, err error) error {
 // Approve records that the calling principal approves activation of a
 // Pending key. The principal that created the key cannot approve it
 // (R6.3). Needs the approver role.
-func (r *Keyring) Approve(ctx context.Context, kid string) error {
+func (r *Keyring) Approve(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "approve", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionApprove, kid)
@@ -169,7 +171,8 @@ func (r *Keyring) Approve(ctx context.Context, kid string) error {
 // refuses a key whose pre-publication delay has not elapsed, unless the
 // set has no Active key, and a key without a recorded approval by another
 // principal. Needs the deployer role.
-func (r *Keyring) Activate(ctx context.Context, kid string) error {
+func (r *Keyring) Activate(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "activate", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionActivate, kid)
@@ -264,7 +267,8 @@ func (r *Keyring) write(ctx context.Context, olds, news []Key) error {
 // approved: by an approver, or by the set's standing schedule approval
 // when the scheduler rotates) and retires the old key when its grace is
 // over. Needs the issuer role.
-func (r *Keyring) Rotate(ctx context.Context, set string) (Key, error) {
+func (r *Keyring) Rotate(ctx context.Context, set string) (_ Key, err error) {
+	defer r.trace(&ctx, "rotate", set, "")(&err)
 	p, err := r.principalFor(ctx, ActionRotate, set, "")
 	if err != nil {
 		return Key{}, err
@@ -319,7 +323,8 @@ func (r *Keyring) successor(set string) *Key {
 // its retirement needs an approver's ApproveRetire (the host rewrapped
 // its data) and a second principal to call Retire. Needs the
 // security-officer role.
-func (r *Keyring) Retire(ctx context.Context, kid string) error {
+func (r *Keyring) Retire(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "retire", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionRetire, kid)
@@ -357,7 +362,8 @@ func (r *Keyring) retireLocked(ctx context.Context, p Principal, k Key, reason s
 // backend reference: for local keys the wrapped material is gone; a
 // provider that also implements Destroyer destroys the backend key.
 // Needs the security-officer role.
-func (r *Keyring) Destroy(ctx context.Context, kid string) error {
+func (r *Keyring) Destroy(ctx context.Context, kid string) (err error) {
+	defer r.trace(&ctx, "destroy", "", kid)(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, k, err := r.principalForKey(ctx, ActionDestroy, kid)
@@ -372,7 +378,7 @@ func (r *Keyring) Destroy(ctx context.Context, kid string) error {
 		return err
 	}
 	if d, ok := r.providers[k.Backend].(Destroyer); ok && k.Purpose == Signing {
-		if err := d.Destroy(ctx, k.KID, k.BackendRef.Reveal()); err != nil {
+		if err := r.destroyBackend(ctx, d, k); err != nil {
 			return r.failed(ctx, ev, fmt.Errorf("%w: destroy %s: %w", ErrBackend, kid, err))
 		}
 	}
@@ -404,7 +410,8 @@ type Destroyer interface {
 // are ticked as TickSecrets does.
 // Ticks never overlap. It returns every failure, joined; one set's failure
 // does not stop the others.
-func (r *Keyring) Tick(ctx context.Context) error {
+func (r *Keyring) Tick(ctx context.Context) (err error) {
+	defer r.trace(&ctx, "tick", "", "")(&err)
 	r.tickMu.Lock()
 	defer r.tickMu.Unlock()
 	ctx = WithPrincipal(ctx, SystemPrincipal)
@@ -521,6 +528,9 @@ func (r *Keyring) leasedTick(ctx context.Context) error {
 		return r.Tick(ctx)
 	}
 	release, ok, err := r.lease(ctx)
+	if err != nil {
+		r.tel.log.Warn("keyring: cannot take the tick lease; this replica skips the tick", "err", err)
+	}
 	if err != nil || !ok {
 		return err
 	}

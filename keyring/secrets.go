@@ -203,7 +203,8 @@ func (r *Keyring) RotateSecret(ctx context.Context, name string, value []byte, r
 // RotateSecretFunc is RotateSecret with a value produced by gen (for
 // example 32 random bytes), called once the caller is authorised. The
 // returned SecretValue is the only way to learn a generated value.
-func (r *Keyring) RotateSecretFunc(ctx context.Context, name string, gen func() ([]byte, error), reason string) (SecretValue, error) {
+func (r *Keyring) RotateSecretFunc(ctx context.Context, name string, gen func() ([]byte, error), reason string) (_ SecretValue, err error) {
+	defer r.trace(&ctx, "rotate_secret", secretSet(name), "")(&err)
 	pol, err := r.SecretPolicyOf(name)
 	if err != nil {
 		return SecretValue{}, err
@@ -444,7 +445,8 @@ func (r *Keyring) openSecret(ctx context.Context, name string, k Key) (SecretVal
 // (audit event and OnOverdue). Reads refuse an expired version whether or
 // not TickSecrets has run; it brings the records in line. It returns every
 // failure, joined.
-func (r *Keyring) TickSecrets(ctx context.Context) error {
+func (r *Keyring) TickSecrets(ctx context.Context) (err error) {
+	defer r.trace(&ctx, "tick_secrets", "", "")(&err)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.refreshLocked(ctx); err != nil {

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/internal/telemetry"
 )
 
 // TokenType is the "typ" header of every token the Issuer mints (RFC 9068 §2.1).
@@ -42,6 +46,12 @@ type IssuerConfig struct {
 	MaxLifetime     time.Duration    // the longest exp − iat accepted from a caller (≤ the set's MaxTokenLifetime; default it)
 	Now             func() time.Time // clock; time.Now when nil
 	Recorder        IssuedTokens     // optional: told of every token minted
+	// TracerProvider traces every Issue (span "tokenkms.issue" with the
+	// set, the signing kid and the outcome; never a claim); MeterProvider
+	// records tokenkms.issue.duration (s) by set and outcome. Nil: otel's
+	// global providers, which record nothing until the host installs one.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // SetLimits is implemented by ActiveKeys that know their key sets
@@ -57,8 +67,10 @@ type SetLimits interface {
 // Issuer mints RFC 9068 access tokens with the Active key of one key set.
 // It is safe for concurrent use.
 type Issuer struct {
-	keys ActiveKeys
-	cfg  IssuerConfig
+	keys    ActiveKeys
+	cfg     IssuerConfig
+	tracer  telemetry.Tracer
+	latency metric.Float64Histogram
 }
 
 // NewIssuer returns an Issuer that signs with keys' Active key of cfg.Set.
@@ -103,11 +115,19 @@ func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
 			return nil, fmt.Errorf("%w: issuer: empty Audience entry", ErrConfig)
 		}
 	}
+	if err := telemetry.CheckProviders(cfg.TracerProvider, cfg.MeterProvider); err != nil {
+		return nil, fmt.Errorf("%w: issuer: %w", ErrConfig, err)
+	}
 	cfg.Audience = append([]string(nil), cfg.Audience...)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Issuer{keys: keys, cfg: cfg}, nil
+	lat, err := telemetry.Meter(cfg.MeterProvider).Float64Histogram("tokenkms.issue.duration",
+		metric.WithUnit("s"), metric.WithDescription("Duration of Issue calls."))
+	if err != nil {
+		return nil, err
+	}
+	return &Issuer{keys: keys, cfg: cfg, tracer: telemetry.NewTracer(cfg.TracerProvider), latency: lat}, nil
 }
 
 // Issue signs c with the Active key and returns the compact JWS.
@@ -127,6 +147,37 @@ func NewIssuer(keys ActiveKeys, cfg IssuerConfig) (*Issuer, error) {
 // current Active key, again and again, until a signature is made or ctx
 // ends (then ctx's error, joined with the last refusal).
 func (is *Issuer) Issue(ctx context.Context, c tokenkms.Claims) (string, error) {
+	tracing := is.tracer.On()
+	if !tracing && !is.latency.Enabled(ctx) {
+		return is.issue(ctx, c)
+	}
+	start := time.Now()
+	var span trace.Span
+	if tracing {
+		ctx, span = is.tracer.Start(ctx, "tokenkms.issue", telemetry.AttrSet.String(is.cfg.Set))
+	}
+	tok, err := is.issue(ctx, c)
+	outcome, desc := "ok", ""
+	if err != nil {
+		outcome, desc = "error", issueFailure(err)
+	}
+	is.latency.Record(ctx, telemetry.Seconds(start), metric.WithAttributes(
+		telemetry.AttrSet.String(is.cfg.Set), telemetry.AttrOutcome.String(outcome)))
+	telemetry.End(span, err, desc)
+	return tok, err
+}
+
+// issueFailure describes a failed Issue for its span: a refusal of the
+// claims by its sentinel alone (the detail may quote a claim), any other
+// failure (no active key, the backend) as it is.
+func issueFailure(err error) string {
+	if errors.Is(err, ErrClaims) {
+		return ErrClaims.Error()
+	}
+	return err.Error()
+}
+
+func (is *Issuer) issue(ctx context.Context, c tokenkms.Claims) (string, error) {
 	now := time.Unix(is.cfg.Now().Unix(), 0).UTC()
 	defaultExp, err := is.complete(&c, now)
 	if err != nil {
@@ -180,6 +231,9 @@ func (is *Issuer) signWith(ctx context.Context, s Signer, c tokenkms.Claims, def
 	alg, ok := jose.Lookup(s.Algorithm())
 	if !ok {
 		return "", fmt.Errorf("%w: active key %s has algorithm %q", ErrUnsupportedAlgorithm, s.KID(), s.Algorithm())
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(telemetry.AttrKID.String(s.KID()), telemetry.AttrAlgorithm.String(alg.Name))
 	}
 	if h, ok := s.(VerifiableUntil); ok {
 		if err := capToHorizon(&c, h.VerifiableUntil(), defaultExp); err != nil {

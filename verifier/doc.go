@@ -49,6 +49,19 @@
 // and the rest of the Policy are checked again. Callers get a copy of the
 // claims.
 //
+// # Observability
+//
+// WithTracerProvider and WithMeterProvider (otel's global providers when
+// not given) trace each Verify as "tokenkms.verify" and record its
+// duration, the rejections by reason (the sentinel's label: "expired",
+// "signature", "revoked", ...; never the detail, which may quote a claim),
+// the token cache's hits and misses, and the size and staleness of the
+// RevocationList when it reports them (RevocationSizer,
+// RevocationFreshness, through a RevocationSource such as the keyring).
+// With no provider installed, Verify checks two flags and allocates
+// nothing more. The gRPC counterpart of Middleware is the grpcauth
+// subpackage.
+//
 // # Concurrency
 //
 // A Verifier is immutable and Verify takes no lock of its own (except the

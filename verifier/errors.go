@@ -43,3 +43,32 @@ var (
 	// keeps no change log (make it with NewLoggedRevocationList).
 	ErrNotLogged = errors.New("verifier: revocation list keeps no change log")
 )
+
+// reasons labels each sentinel for telemetry (the tokenkms.reason
+// attribute of rejections): a fixed word, never the detail, which may
+// quote a claim.
+var reasons = []struct {
+	err   error
+	label string
+}{
+	{ErrMalformed, "malformed"}, {ErrTooLarge, "too_large"}, {ErrAlgorithm, "algorithm"},
+	{ErrHeaderParam, "header_param"}, {ErrCrit, "crit"}, {ErrType, "type"},
+	{ErrMissingKID, "missing_kid"}, {ErrUnknownKID, "unknown_kid"}, {ErrKeyUnusable, "key_unusable"}, {ErrKeyRetired, "key_retired"},
+	{ErrKeyCompromised, "key_compromised"}, {ErrSignature, "signature"}, {ErrExpired, "expired"},
+	{ErrNotYetValid, "not_yet_valid"}, {ErrTooOld, "too_old"}, {ErrLifetime, "lifetime"},
+	{ErrIssuedInFuture, "issued_in_future"}, {ErrMissingClaim, "missing_claim"},
+	{ErrClaimType, "claim_type"}, {ErrIssuer, "issuer"}, {ErrAudience, "audience"},
+	{ErrMissingJTI, "missing_jti"}, {ErrRevoked, "revoked"}, {ErrScope, "scope"},
+	{ErrPrincipalType, "principal_type"}, {ErrClientID, "client_id"},
+	{ErrRevocationCheck, "revocation_check"}, {ErrKeySource, "key_source"},
+}
+
+// reason is the label of the sentinel err wraps, "other" if none.
+func reason(err error) string {
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.label
+		}
+	}
+	return "other"
+}

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/internal/jose"
 )
@@ -22,6 +25,10 @@ type options struct {
 	now               func() time.Time
 	cacheSize         int
 	cacheSet          bool
+	tp                trace.TracerProvider
+	tpSet             bool
+	mp                metric.MeterProvider
+	mpSet             bool
 }
 
 // WithRevocationList checks every token's jti and kid against l.
@@ -51,6 +58,8 @@ type Verifier struct {
 	now        func() time.Time
 	p          *policy
 	cache      *tokenCache // nil unless WithCache
+	tel        *verifyTelemetry
+	revHolder  *revocationHolder // what the revocation metrics read, kept as long as v
 }
 
 // New returns a Verifier that resolves kids with keys and enforces p.
@@ -96,6 +105,9 @@ func New(keys KeySource, p Policy, opts ...Option) (*Verifier, error) {
 			return nil, err
 		}
 	}
+	if v.tel, err = newVerifyTelemetry(v, &o); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -130,6 +142,13 @@ const (
 // signature verifies. With WithCache, a token verified before is checked
 // again from its cached claims: key state, then the claims.
 func (v *Verifier) Verify(ctx context.Context, token string) (*tokenkms.Claims, error) {
+	if v.tel.on(ctx) {
+		return v.verifyObserved(ctx, token)
+	}
+	return v.verify(ctx, token)
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (*tokenkms.Claims, error) {
 	p := v.p
 	if len(token) > p.MaxTokenSize {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(token), p.MaxTokenSize)

@@ -48,8 +48,8 @@ var sentinels = map[string]error{
 	"audit.ErrChainBroken": audit.ErrChainBroken, "audit.ErrFilePermissions": audit.ErrFilePermissions, "audit.ErrChainFailed": audit.ErrChainFailed,
 	"filestore.ErrPermissions": filestore.ErrPermissions, "filestore.ErrFormatVersion": filestore.ErrFormatVersion,
 	"filestore.ErrCorrupt": filestore.ErrCorrupt, "filestore.ErrLocked": filestore.ErrLocked, "filestore.ErrClosed": filestore.ErrClosed,
-	"filestore.ErrInvalidKey": filestore.ErrInvalidKey,
-	"pgstore.ErrMigration":    pgstore.ErrMigration, "pgstore.ErrSchema": pgstore.ErrSchema, "pgstore.ErrInvalidKey": pgstore.ErrInvalidKey,
+	"filestore.ErrInvalidKey": filestore.ErrInvalidKey, "filestore.ErrConfig": filestore.ErrConfig,
+	"pgstore.ErrMigration": pgstore.ErrMigration, "pgstore.ErrSchema": pgstore.ErrSchema, "pgstore.ErrInvalidKey": pgstore.ErrInvalidKey,
 	"pgstore.ErrCorrupt": pgstore.ErrCorrupt, "pgstore.ErrRevocationsStale": pgstore.ErrRevocationsStale,
 	"pgstore.ErrCacheConfig":  pgstore.ErrCacheConfig,
 	"adminhttp.ErrBadRequest": adminhttp.ErrBadRequest, "adminhttp.ErrUnauthenticated": adminhttp.ErrUnauthenticated,
@@ -63,7 +63,8 @@ var internal = map[string]bool{
 	"audit.ErrInjectedFailure": true, "filestore.ErrPermissions": true, "filestore.ErrFormatVersion": true,
 	"filestore.ErrCorrupt": true, "filestore.ErrInvalidKey": true, "pgstore.ErrMigration": true, "pgstore.ErrSchema": true,
 	"pgstore.ErrInvalidKey": true, "pgstore.ErrCorrupt": true, "keyring.ErrCorruptRecord": true, "pgstore.ErrCacheConfig": true, "adminhttp.ErrConfig": true,
-	"keyring.ErrConfig": true,
+	"keyring.ErrConfig":   true,
+	"filestore.ErrConfig": true,
 }
 
 // declared lists the Err* variables of the package in dir, from its

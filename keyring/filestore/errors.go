@@ -13,4 +13,5 @@ var (
 	ErrLocked        = errors.New("filestore: store in use by another process")
 	ErrClosed        = errors.New("filestore: store closed")
 	ErrInvalidKey    = errors.New("filestore: invalid key record")
+	ErrConfig        = errors.New("filestore: invalid configuration")
 )

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/internal/safefile"
+	"github.com/tokenkms/tokenkms/internal/telemetry"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -130,6 +132,7 @@ type Store struct {
 	lock *os.File
 	now  func() time.Time
 	revs *Revocations
+	log  *slog.Logger
 
 	mu        sync.RWMutex
 	keys      map[string]keyring.Key
@@ -144,6 +147,13 @@ type Option func(*Store)
 // jti is revoked while now is before its until plus verifier.MaxLeeway.
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
+}
+
+// WithLogger logs the store's operational events: a new empty store
+// created, temporary files of an interrupted write removed. Nil, or
+// without it: nothing is logged. Never key material.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) { s.log = l }
 }
 
 // Open opens the store at path, creating it (mode 0600, empty) if it does
@@ -163,10 +173,15 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{path: path, lock: lock, now: time.Now, keys: make(map[string]keyring.Key), approvals: make(map[string]keyring.Approval)}
 	for _, o := range opts {
+		if o == nil {
+			lock.Close()
+			return nil, fmt.Errorf("%w: nil Option", ErrConfig)
+		}
 		o(s)
 	}
-	removeTemps(path)
-	removeTemps(path + revocationSuffix)
+	s.log = telemetry.Logger(s.log)
+	s.removeTemps(path)
+	s.removeTemps(path + revocationSuffix)
 	if err := s.load(); err != nil {
 		lock.Close()
 		return nil, err
@@ -198,17 +213,22 @@ func openFile(path string, flag int) (*os.File, bool, error) {
 
 // removeTemps deletes temporary files of path left by a writer that died
 // before its rename; the lock is held, so no writer is running.
-func removeTemps(path string) {
+func (s *Store) removeTemps(path string) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	left, err := filepath.Glob(filepath.Join(dir, "."+base+".tmp-*"))
 	if err != nil {
+		s.log.Warn("filestore: cannot look for temporary files", "path", path, "err", err)
 		return
 	}
 	for _, name := range left {
-		os.Remove(name)
+		if err := os.Remove(name); err != nil {
+			s.log.Warn("filestore: cannot remove a temporary file left by an interrupted write", "file", name, "err", err)
+			continue
+		}
+		s.log.Info("filestore: removed a temporary file left by an interrupted write", "file", name)
 	}
 }
 
@@ -217,6 +237,7 @@ func removeTemps(path string) {
 func (s *Store) load() error {
 	f, _, err := openFile(s.path, os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
+		s.log.Info("filestore: no store file; creating an empty one", "path", s.path)
 		return s.write(s.keys, s.approvals)
 	}
 	if err != nil {

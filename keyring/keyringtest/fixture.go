@@ -3,8 +3,12 @@ package keyringtest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokenkms/tokenkms"
 	"github.com/tokenkms/tokenkms/audit"
@@ -48,6 +52,11 @@ type Options struct {
 	// MaxTokenLifetime.
 	DefaultLifetime time.Duration
 	MaxLifetime     time.Duration
+	// TracerProvider, MeterProvider and Logger go to the keyring, the
+	// Issuer and the Verifier (nil: otel's globals, no log).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Logger         *slog.Logger
 }
 
 // setPolicy merges the Set and Algorithm fields into SetPolicy.
@@ -117,7 +126,8 @@ func New(opts Options) (*Fixture, error) {
 	ctx := context.Background()
 	ring, err := keyring.New(ctx, keyring.Config{
 		Audit: f.Audit, Revocations: f.Revocations, Now: f.Clock.Now,
-		Sets: []keyring.SetPolicy{set},
+		Sets:           []keyring.SetPolicy{set},
+		TracerProvider: opts.TracerProvider, MeterProvider: opts.MeterProvider, Logger: opts.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -139,10 +149,18 @@ func New(opts Options) (*Fixture, error) {
 	if f.Issuer, err = signer.NewIssuer(ring, signer.IssuerConfig{
 		Set: f.Set, Issuer: opts.Issuer, Audience: opts.Audience,
 		DefaultLifetime: opts.DefaultLifetime, MaxLifetime: opts.MaxLifetime, Now: f.Clock.Now,
+		TracerProvider: opts.TracerProvider, MeterProvider: opts.MeterProvider,
 	}); err != nil {
 		return nil, err
 	}
-	if f.Verifier, err = verifier.New(ring, opts.Policy, verifier.WithNow(f.Clock.Now)); err != nil {
+	vopts := []verifier.Option{verifier.WithNow(f.Clock.Now)}
+	if opts.TracerProvider != nil {
+		vopts = append(vopts, verifier.WithTracerProvider(opts.TracerProvider))
+	}
+	if opts.MeterProvider != nil {
+		vopts = append(vopts, verifier.WithMeterProvider(opts.MeterProvider))
+	}
+	if f.Verifier, err = verifier.New(ring, opts.Policy, vopts...); err != nil {
 		return nil, err
 	}
 	if _, err := ActivateFirst(ctx, ring, f.Set); err != nil {

@@ -20,6 +20,14 @@ func (s *Store) Listen(ctx context.Context, onChange func()) error {
 // listen is Listen with the name of the changed table passed to
 // onChange; the call made once listening starts passes "".
 func (s *Store) listen(ctx context.Context, onChange func(table string)) error {
+	err := s.listenOnce(ctx, onChange)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("pgstore: listening for changes failed; changes by other replicas are seen on the next reload", "err", err)
+	}
+	return err
+}
+
+func (s *Store) listenOnce(ctx context.Context, onChange func(table string)) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("pgstore: listen: %w", err)
@@ -53,6 +61,25 @@ func (s *Store) listen(ctx context.Context, onChange func(table string)) error {
 // If the process dies, the connection closes and the lock goes with it.
 // When ok is false, release is a no-op.
 func (s *Store) TryLead(ctx context.Context) (release func(), ok bool, err error) {
+	release, ok, err = s.tryLead(ctx)
+	switch {
+	case err != nil:
+		s.log.Warn("pgstore: cannot take the scheduler lease", "err", err)
+	case ok && s.lead.Swap(leading) != leading:
+		s.log.Info("pgstore: this replica now leads the scheduler")
+	case !ok && s.lead.Swap(following) != following:
+		s.log.Info("pgstore: another replica leads the scheduler")
+	}
+	return release, ok, err
+}
+
+// The answers of TryLead remembered in Store.lead, to log changes only.
+const (
+	leading   = 1
+	following = 2
+)
+
+func (s *Store) tryLead(ctx context.Context) (release func(), ok bool, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return func() {}, false, fmt.Errorf("pgstore: lead: %w", err)

@@ -140,6 +140,25 @@ func (s *Store) RevocationCache(cfg CacheConfig) (*RevocationCache, error) {
 	return c, nil
 }
 
+// Stats returns the size of the cache's current copy (zero before the
+// first load): verifier.RevocationSizer, for the Verifier's metrics.
+func (c *RevocationCache) Stats() verifier.RevocationStats {
+	if cur := c.cur.Load(); cur != nil {
+		return cur.list.Stats()
+	}
+	return verifier.RevocationStats{}
+}
+
+// RevocationUpdatedAt is when the reload that built the current copy
+// started, zero before the first one (verifier.RevocationFreshness: the
+// Verifier exports the cache's staleness).
+func (c *RevocationCache) RevocationUpdatedAt() time.Time {
+	if cur := c.cur.Load(); cur != nil {
+		return cur.loadedAt
+	}
+	return time.Time{}
+}
+
 // String describes the cache without its content.
 func (c *RevocationCache) String() string {
 	return fmt.Sprintf("pgstore.RevocationCache(max staleness %v)", c.cfg.MaxStaleness)
@@ -353,6 +372,8 @@ func (c *RevocationCache) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		if err := c.Reload(ctx); err != nil && ctx.Err() == nil {
+			c.store.log.Warn("pgstore: revocation cache reload failed; Revoked fails closed once the cache is stale",
+				"max_staleness", c.cfg.MaxStaleness, "err", err)
 			c.cfg.OnError(err)
 		}
 		select {

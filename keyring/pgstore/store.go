@@ -5,13 +5,16 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tokenkms/tokenkms/internal/telemetry"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/verifier"
 )
@@ -21,6 +24,8 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	log  *slog.Logger
+	lead atomic.Int32 // last TryLead answer: 0 none yet, leading, following
 }
 
 // Option configures a Store.
@@ -32,12 +37,22 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = now }
 }
 
+// WithLogger logs the store's operational events: changes of scheduler
+// leadership (TryLead), failures of the listening connection (Listen,
+// RevocationCache.Run) and of the revocation cache's reloads. Nil, or
+// without it: nothing is logged. Never a revoked jti, a key's reference
+// or connection details.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Store) { s.log = l }
+}
+
 // New returns a store over pool. The schema must have been migrated.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	s := &Store{pool: pool, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
+	s.log = telemetry.Logger(s.log)
 	return s
 }
 
