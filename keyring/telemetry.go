@@ -248,6 +248,10 @@ type measuredWrapper struct {
 	backend string
 }
 
+// Durable answers for the wrapper it measures, so that New's restart
+// checks see through the measurement.
+func (w *measuredWrapper) Durable() bool { return isDurable(w.inner) }
+
 func (w *measuredWrapper) Wrap(ctx context.Context, plaintext, aad []byte) (out []byte, err error) {
 	ctx, c := w.calls.Begin(ctx, w.backend, "Wrap")
 	defer func() { c.End(ctx, err) }()
