@@ -28,20 +28,22 @@ type group struct {
 }
 
 var commands = map[string]command{
-	"report":    cmdReport,
-	"create":    cmdCreate,
-	"import":    cmdImport,
-	"approve":   keyAction("approve", (*keyring.Keyring).Approve),
-	"activate":  keyAction("activate", (*keyring.Keyring).Activate),
-	"retire":    keyAction("retire", (*keyring.Keyring).Retire),
-	"rotate":    cmdRotate,
-	"emergency": cmdEmergency,
+	"report":         cmdReport,
+	"create":         cmdCreate,
+	"import":         cmdImport,
+	"approve":        keyAction("approve", (*keyring.Keyring).Approve),
+	"activate":       keyAction("activate", (*keyring.Keyring).Activate),
+	"retire":         keyAction("retire", (*keyring.Keyring).Retire),
+	"review":         keyAction("review", (*keyring.Keyring).Review),
+	"approve-retire": keyAction("retirement approval", (*keyring.Keyring).ApproveRetire),
+	"rotate":         cmdRotate,
+	"emergency":      cmdEmergency,
 }
 
 var groups = map[string]group{
 	"keys":     {[]string{"list", "show"}, map[string]command{"list": cmdKeysList, "show": cmdKeysShow}},
 	"revoke":   {[]string{"jti", "kid"}, map[string]command{"jti": cmdRevokeJTI, "kid": cmdRevokeKID}},
-	"schedule": {[]string{"approve"}, map[string]command{"approve": cmdScheduleApprove}},
+	"schedule": {[]string{"approve", "withdraw"}, map[string]command{"approve": cmdScheduleApprove, "withdraw": cmdScheduleWithdraw}},
 	"secrets":  {[]string{"rotate"}, map[string]command{"rotate": cmdSecretsRotate}},
 	"audit":    {[]string{"verify"}, map[string]command{"verify": cmdAuditVerify}},
 }
@@ -195,21 +197,58 @@ func cmdReport(*flag.FlagSet) func(context.Context, *cli, []string) error {
 			if err != nil {
 				return err
 			}
-			return c.print(rep, func(w io.Writer) {
-				rows := make([][]string, 0, len(rep.Keys))
-				for _, l := range rep.Keys {
-					bg := "-"
-					if l.BreakGlass {
-						bg = "awaiting review (" + l.Incident + ")"
-					}
-					rows = append(rows, []string{l.KID, l.Set, l.Purpose, l.State, l.Owner, when(l.CreatedAt), when(l.RotateBy),
-						fmt.Sprint(l.DaysOverdue), dash(l.ApprovedBy), bg})
-				}
-				table(w, "KID\tSET\tPURPOSE\tSTATE\tOWNER\tCREATED\tROTATE-BY\tDAYS-OVERDUE\tAPPROVED-BY\tBREAK-GLASS", rows)
-				fmt.Fprintf(w, "%d keys, %d overdue, %d break-glass awaiting review\n", len(rep.Keys), rep.Overdue, rep.BreakGlass)
-			})
+			return c.print(rep, func(w io.Writer) { reportText(w, rep) })
 		})
 	}
+}
+
+// reportText prints the report: a line per key with what is left to do
+// for it, then each set's standing schedule approval, then the totals.
+func reportText(w io.Writer, rep adminhttp.Report) {
+	rows := make([][]string, 0, len(rep.Keys))
+	for _, l := range rep.Keys {
+		rows = append(rows, []string{l.KID, l.Set, l.Purpose, l.State, l.Owner, when(l.CreatedAt), when(l.RotateBy),
+			fmt.Sprint(l.DaysOverdue), dash(l.ApprovedBy), dash(strings.Join(reportNotes(l), "; "))})
+	}
+	table(w, "KID\tSET\tPURPOSE\tSTATE\tOWNER\tCREATED\tROTATE-BY\tDAYS-OVERDUE\tAPPROVED-BY\tNOTES", rows)
+	fmt.Fprintln(w)
+	rows = rows[:0]
+	for _, s := range rep.Schedules {
+		by := "none: rotations need an operator"
+		if s.ApprovedBy != "" {
+			by = s.ApprovedBy
+		}
+		rows = append(rows, []string{s.Set, by, when(s.ApprovedAt)})
+	}
+	table(w, "SET\tSCHEDULE-APPROVED-BY\tSINCE", rows)
+	fmt.Fprintf(w, "%d keys, %d overdue, %d break-glass awaiting review, %d data keys to rewrap\n",
+		len(rep.Keys), rep.Overdue, rep.ReviewPending, rep.NeedsRewrap)
+}
+
+// reportNotes says what marks a key and what is left to do for it.
+func reportNotes(l adminhttp.ReportLine) []string {
+	var notes []string
+	if l.Standby {
+		notes = append(notes, "standby")
+	}
+	if l.ReviewPending {
+		notes = append(notes, "break-glass awaiting review ("+l.Incident+")")
+	} else if l.Incident != "" {
+		notes = append(notes, "incident "+l.Incident)
+	}
+	switch {
+	case !l.RewrapPendingSince.IsZero():
+		notes = append(notes, "rewrap pending since "+when(l.RewrapPendingSince))
+	case l.NeedsRewrap:
+		notes = append(notes, "rewrap pending")
+	}
+	if l.RetireApprovedBy != "" {
+		notes = append(notes, "retirement approved by "+l.RetireApprovedBy)
+	}
+	if l.UnsafeAllowOverdue && l.DaysOverdue > 0 {
+		notes = append(notes, "still in use past rotate-by (UnsafeAllowOverdue)")
+	}
+	return notes
 }
 
 // printCreated prints a key that a command created.
@@ -409,19 +448,41 @@ func cmdRevokeKID(fs *flag.FlagSet) func(context.Context, *cli, []string) error 
 	}
 }
 
+// scheduleAnswer is what schedule approve and schedule withdraw print.
+type scheduleAnswer struct {
+	Set         string `json:"set"`
+	ApprovedBy  string `json:"approved_by,omitempty"`
+	WithdrawnBy string `json:"withdrawn_by,omitempty"`
+}
+
 func cmdScheduleApprove(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	return scheduleAction(fs, (*keyring.Keyring).ApproveSchedule, func(c *cli, set string) (scheduleAnswer, string) {
+		return scheduleAnswer{Set: set, ApprovedBy: c.st.as}, fmt.Sprintf("scheduled rotation of %s approved by %s", set, c.st.as)
+	})
+}
+
+func cmdScheduleWithdraw(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
+	return scheduleAction(fs, (*keyring.Keyring).WithdrawSchedule, func(c *cli, set string) (scheduleAnswer, string) {
+		return scheduleAnswer{Set: set, WithdrawnBy: c.st.as},
+			fmt.Sprintf("standing approval of %s withdrawn by %s: its rotations need an operator again", set, c.st.as)
+	})
+}
+
+// scheduleAction runs act on the set given by --set and prints what
+// answer says.
+func scheduleAction(fs *flag.FlagSet, act func(*keyring.Keyring, context.Context, string) error,
+	answer func(c *cli, set string) (scheduleAnswer, string)) func(context.Context, *cli, []string) error {
 	set := fs.String("set", "", "")
 	return func(ctx context.Context, c *cli, a []string) error {
 		if err := errors.Join(args(a), required(map[string]string{"set": *set})); err != nil {
 			return err
 		}
 		return c.withRing(ctx, func(s *session) error {
-			if err := s.ring.ApproveSchedule(s.ctx, *set); err != nil {
+			if err := act(s.ring, s.ctx, *set); err != nil {
 				return err
 			}
-			return c.print(map[string]string{"set": *set, "approved_by": c.st.as}, func(w io.Writer) {
-				fmt.Fprintf(w, "scheduled rotation of %s approved by %s\n", *set, c.st.as)
-			})
+			v, line := answer(c, *set)
+			return c.print(v, func(w io.Writer) { fmt.Fprintln(w, line) })
 		})
 	}
 }

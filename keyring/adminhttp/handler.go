@@ -65,22 +65,25 @@ type operation func(h *handler, r *http.Request) (int, any, error)
 
 // operations are the handlers by operationId of openapi.json.
 var operations = map[string]operation{
-	"listKeys":        (*handler).listKeys,
-	"getKey":          (*handler).getKey,
-	"report":          (*handler).report,
-	"createKey":       (*handler).createKey,
-	"rotateSet":       (*handler).rotateSet,
-	"importKey":       (*handler).importKey,
-	"approveSchedule": (*handler).approveSchedule,
-	"approveKey":      (*handler).approveKey,
-	"activateKey":     (*handler).activateKey,
-	"retireKey":       (*handler).retireKey,
-	"emergencyRotate": (*handler).emergencyRotate,
-	"revokeJTI":       (*handler).revokeJTI,
-	"revokeKID":       (*handler).revokeKID,
-	"rotateSecret":    (*handler).rotateSecret,
-	"verifyAudit":     (*handler).verifyAudit,
-	"getOpenAPI":      (*handler).openAPI,
+	"listKeys":         (*handler).listKeys,
+	"getKey":           (*handler).getKey,
+	"report":           (*handler).report,
+	"createKey":        (*handler).createKey,
+	"rotateSet":        (*handler).rotateSet,
+	"importKey":        (*handler).importKey,
+	"approveSchedule":  (*handler).approveSchedule,
+	"withdrawSchedule": (*handler).withdrawSchedule,
+	"reviewKey":        (*handler).reviewKey,
+	"approveRetire":    (*handler).approveRetire,
+	"approveKey":       (*handler).approveKey,
+	"activateKey":      (*handler).activateKey,
+	"retireKey":        (*handler).retireKey,
+	"emergencyRotate":  (*handler).emergencyRotate,
+	"revokeJTI":        (*handler).revokeJTI,
+	"revokeKID":        (*handler).revokeKID,
+	"rotateSecret":     (*handler).rotateSecret,
+	"verifyAudit":      (*handler).verifyAudit,
+	"getOpenAPI":       (*handler).openAPI,
 }
 
 // Route is one operation of the spec: method, path pattern (net/http
@@ -345,6 +348,18 @@ func (req ImportRequest) KeyImport() (keyring.KeyImport, error) {
 
 func (h *handler) approveSchedule(r *http.Request) (int, any, error) {
 	return noContent(h.cfg.Keyring.ApproveSchedule(r.Context(), r.PathValue("set")))
+}
+
+func (h *handler) withdrawSchedule(r *http.Request) (int, any, error) {
+	return noContent(h.cfg.Keyring.WithdrawSchedule(r.Context(), r.PathValue("set")))
+}
+
+func (h *handler) reviewKey(r *http.Request) (int, any, error) {
+	return noContent(h.cfg.Keyring.Review(r.Context(), r.PathValue("kid")))
+}
+
+func (h *handler) approveRetire(r *http.Request) (int, any, error) {
+	return noContent(h.cfg.Keyring.ApproveRetire(r.Context(), r.PathValue("kid")))
 }
 
 func (h *handler) approveKey(r *http.Request) (int, any, error) {

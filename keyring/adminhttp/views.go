@@ -2,6 +2,8 @@ package adminhttp
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -60,7 +62,8 @@ type KeyList struct {
 	Keys []KeyView `json:"keys"`
 }
 
-// ReportLine is one key of the compliance report (GET /report).
+// ReportLine is one key of the compliance report (GET /report): the
+// keyring's KeyReport with the key's approver.
 type ReportLine struct {
 	KID         string    `json:"kid"`
 	Set         string    `json:"set"`
@@ -71,45 +74,85 @@ type ReportLine struct {
 	RotateBy    time.Time `json:"rotate_by,omitzero"`
 	DaysOverdue int       `json:"days_overdue"`
 	ApprovedBy  string    `json:"approved_by,omitempty"`
-	// BreakGlass marks a key that an emergency rotation activated without
-	// the usual approval: a second person reviews it afterwards.
-	BreakGlass bool   `json:"break_glass"`
-	Incident   string `json:"incident,omitempty"`
+	Incident    string    `json:"incident,omitempty"`
+	// Standby marks the set's standby key for an emergency rotation.
+	Standby bool `json:"standby"`
+	// ReviewPending marks a break-glass key (activated by an emergency
+	// rotation without a standby) that no second principal has reviewed
+	// yet (POST /keys/{kid}/review).
+	ReviewPending bool `json:"review_pending"`
+	// NeedsRewrap marks a Retiring or Compromised data key whose
+	// ciphertexts still need Rewrap; RewrapPendingSince is when a rotated
+	// one stopped encrypting, RetireApprovedBy who approved its
+	// retirement (POST /keys/{kid}/approve-retire).
+	NeedsRewrap        bool      `json:"needs_rewrap"`
+	RewrapPendingSince time.Time `json:"rewrap_pending_since,omitzero"`
+	RetireApprovedBy   string    `json:"retire_approved_by,omitempty"`
+	// ScheduleApprovedBy and ScheduleApprovedAt: the standing approval of
+	// the key's set's scheduled rotations, empty when there is none.
+	ScheduleApprovedBy string    `json:"schedule_approved_by,omitempty"`
+	ScheduleApprovedAt time.Time `json:"schedule_approved_at,omitzero"`
+	// UnsafeAllowOverdue: the keyring runs with
+	// keyring.Config.UnsafeAllowOverdue, so this key would still sign or
+	// encrypt past its RotateBy.
+	UnsafeAllowOverdue bool `json:"unsafe_allow_overdue,omitempty"`
+}
+
+// SetSchedule is the standing approval of one set's scheduled rotations.
+type SetSchedule struct {
+	Set        string    `json:"set"`
+	ApprovedBy string    `json:"approved_by,omitempty"` // empty: none, its rotations need an operator
+	ApprovedAt time.Time `json:"approved_at,omitzero"`
 }
 
 // Report is the answer of GET /report.
 type Report struct {
 	Keys []ReportLine `json:"keys"`
+	// Schedules lists, per set that holds keys, its standing schedule
+	// approval, sorted by set.
+	Schedules []SetSchedule `json:"schedules"`
 	// Overdue counts the keys past their target rotation date;
-	// BreakGlass the keys that emergency rotations activated.
-	Overdue    int `json:"overdue"`
-	BreakGlass int `json:"break_glass"`
+	// ReviewPending the break-glass keys awaiting review; NeedsRewrap the
+	// data keys whose ciphertexts still need Rewrap.
+	Overdue       int `json:"overdue"`
+	ReviewPending int `json:"review_pending"`
+	NeedsRewrap   int `json:"needs_rewrap"`
 }
 
 // NewReport joins the keyring's report lines with the key records they
-// name (approvals, break-glass activation).
+// name (the approver of each key).
 func NewReport(lines []keyring.KeyReport, keys []keyring.Key) Report {
-	byKID := make(map[string]keyring.Key, len(keys))
+	approver := make(map[string]string, len(keys))
 	for _, k := range keys {
-		byKID[k.KID] = k
+		approver[k.KID] = k.ApprovedBy
 	}
-	out := Report{Keys: make([]ReportLine, 0, len(lines))}
+	out := Report{Keys: make([]ReportLine, 0, len(lines)), Schedules: []SetSchedule{}}
+	sets := map[string]bool{}
 	for _, l := range lines {
-		k := byKID[l.KID]
 		rl := ReportLine{
 			KID: l.KID, Set: l.Set, Purpose: l.Purpose.String(), State: l.State.String(), Owner: l.Owner,
 			CreatedAt: l.CreatedAt, RotateBy: l.RotateBy, DaysOverdue: l.DaysOverdue,
-			ApprovedBy: k.ApprovedBy, Incident: k.Incident,
-			BreakGlass: k.Incident != "" && k.State != keyring.Compromised && k.ApprovedBy == "",
+			ApprovedBy: approver[l.KID], Incident: l.Incident, Standby: l.Standby, ReviewPending: l.ReviewPending,
+			NeedsRewrap: l.NeedsRewrap, RewrapPendingSince: l.RewrapPendingSince, RetireApprovedBy: l.RetireApprovedBy,
+			ScheduleApprovedBy: l.ScheduleApprovedBy, ScheduleApprovedAt: l.ScheduleApprovedAt,
+			UnsafeAllowOverdue: l.UnsafeAllowOverdue,
 		}
 		if rl.DaysOverdue > 0 {
 			out.Overdue++
 		}
-		if rl.BreakGlass {
-			out.BreakGlass++
+		if rl.ReviewPending {
+			out.ReviewPending++
+		}
+		if rl.NeedsRewrap {
+			out.NeedsRewrap++
+		}
+		if !sets[l.Set] {
+			sets[l.Set] = true
+			out.Schedules = append(out.Schedules, SetSchedule{Set: l.Set, ApprovedBy: l.ScheduleApprovedBy, ApprovedAt: l.ScheduleApprovedAt})
 		}
 		out.Keys = append(out.Keys, rl)
 	}
+	slices.SortFunc(out.Schedules, func(a, b SetSchedule) int { return strings.Compare(a.Set, b.Set) })
 	return out
 }
 
