@@ -1,7 +1,8 @@
 // Command tokenkms is the operator's tool for a tokenkms keyring: list and
 // report keys, create, approve, activate, rotate, retire and import them,
-// handle an incident (emergency rotation, revocation), approve rotation
-// schedules, rotate secrets, and verify the audit trail. It works on the
+// approve a rotated data key's retirement, handle an incident (emergency
+// rotation, review of its break-glass key, revocation), approve and
+// withdraw rotation schedules, rotate secrets, and verify the audit trail. It works on the
 // host's own store (a filestore file or PostgreSQL), as a named principal
 // whose every action the keyring authorises and audits.
 //
@@ -70,7 +71,9 @@ const usage = `usage: tokenkms [FLAGS] COMMAND [ARGS] [FLAGS]
 Keys
   keys list [--set S] [--state STATE]...   list key records
   keys show KID                            one key record
-  report                                   owner, rotation date, days overdue, approvals, break-glass keys
+  report                                   owner, rotation date, days overdue, approvals, standby keys,
+                                           break-glass keys awaiting review, data keys to rewrap, and each
+                                           set's standing schedule approval
   create --set S                           generate a Pending key (role issuer)
   import --set S (--key FILE | --ref REF) [--kid KID] [--created-at RFC3339]
                                            bring an existing signing key in as a Pending key (role issuer):
@@ -79,11 +82,16 @@ Keys
   activate KID                             activate an approved key (role deployer)
   rotate --set S                           publish the successor of the set's Active key (role issuer)
   retire KID                               retire a Pending or Retiring key now (role security-officer)
+  approve-retire KID                       approve retiring a rotated data key whose data was rewrapped (role
+                                           approver); a security officer then retires it
   schedule approve --set S                 standing approval of the set's scheduled rotations (role approver)
+  schedule withdraw --set S                withdraw it: the set's rotations need an operator again (role approver)
 
 Incidents
   emergency KID --incident ID [--reason TEXT] [--severity S]
                                            compromise KID: freeze, revoke, activate a fresh key (role security-officer)
+  review KID                               a second person reviews a break-glass key (role approver or
+                                           security-officer; not who ran the emergency rotation)
   revoke jti JTI [--until RFC3339]         revoke one token, by default for 24 h (PostgreSQL store only)
   revoke kid KID [--issued-before RFC3339] revoke a kid's tokens issued before a time, default now (PostgreSQL only)
   secrets rotate NAME [--leak]             new value read from stdin; --leak revokes the old one at once

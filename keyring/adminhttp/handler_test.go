@@ -150,6 +150,7 @@ func TestOperations(t *testing.T) {
 	defer chain.Close()
 	s := newServer(t, func(c *keyring.Config, a *adminhttp.Config) {
 		c.Audit = chain
+		c.Sets = append(c.Sets, keyring.SetPolicy{Name: "data", Purpose: keyring.Encryption, Owner: "team-data", PrePublication: time.Hour})
 		a.VerifyAudit = func(context.Context) (int, error) {
 			f, err := os.Open(chainPath)
 			if err != nil {
@@ -165,7 +166,16 @@ func TestOperations(t *testing.T) {
 	type step struct {
 		op, as, method, path, body string
 		want                       int
-		save                       string // remember the answer's kid under this name
+		save                       string        // remember the answer's kid (or its fresh key's) under this name
+		advance                    time.Duration // move the clock first
+		check                      func(adminhttp.Report) error
+	}
+	line := func(rep adminhttp.Report, kid string) adminhttp.ReportLine {
+		i := slices.IndexFunc(rep.Keys, func(l adminhttp.ReportLine) bool { return l.KID == kid })
+		if i < 0 {
+			return adminhttp.ReportLine{}
+		}
+		return rep.Keys[i]
 	}
 	steps := []step{
 		{op: "getOpenAPI", method: "GET", path: "/openapi.json", want: 200},
@@ -196,9 +206,53 @@ func TestOperations(t *testing.T) {
 			body: `{"private_key":` + quote(pemKey(t, elliptic.P384())) + `}`, want: 422},
 		{op: "importKey", as: "alice", method: "POST", path: "/sets/access-tokens/import", body: `{"pem":"x"}`, want: 400},
 		{op: "emergencyRotate", as: "dave", method: "POST", path: "/keys/{first}/emergency", body: `{}`, want: 400},
-		{op: "emergencyRotate", as: "dave", method: "POST", path: "/keys/{first}/emergency", body: `{"incident":"INC-1","reason":"leaked"}`, want: 200},
+		{op: "emergencyRotate", as: "dave", method: "POST", path: "/keys/{first}/emergency", body: `{"incident":"INC-1","reason":"leaked"}`, want: 200, save: "fresh"},
 		{op: "emergencyRotate", as: "dave", method: "POST", path: "/keys/{first}/emergency", body: `{"incident":"INC-1"}`, want: 409},
-		{op: "report", as: "bob", method: "GET", path: "/report", want: 200},
+		{op: "report", as: "bob", method: "GET", path: "/report", want: 200, check: func(rep adminhttp.Report) error {
+			if l := line(rep, vars["fresh"]); !l.ReviewPending || l.Incident != "INC-1" || rep.ReviewPending != 1 {
+				return fmt.Errorf("fresh key %+v, %d pending review; want the break-glass key of INC-1 pending review", l, rep.ReviewPending)
+			}
+			if !slices.Equal(rep.Schedules, []adminhttp.SetSchedule{{Set: set, ApprovedBy: "bob", ApprovedAt: s.clock.Now().UTC()}}) {
+				return fmt.Errorf("schedules %+v, want bob's standing approval of %s", rep.Schedules, set)
+			}
+			return nil
+		}},
+		{op: "reviewKey", as: "dave", method: "POST", path: "/keys/{fresh}/review", want: 403},
+		{op: "reviewKey", as: "alice", method: "POST", path: "/keys/{fresh}/review", want: 403},
+		{op: "reviewKey", as: "bob", method: "POST", path: "/keys/nope/review", want: 404},
+		{op: "reviewKey", as: "bob", method: "POST", path: "/keys/{fresh}/review", want: 204},
+		{op: "reviewKey", as: "bob", method: "POST", path: "/keys/{fresh}/review", want: 409},
+		{op: "withdrawSchedule", as: "alice", method: "POST", path: "/sets/access-tokens/schedule/withdraw", want: 403},
+		{op: "withdrawSchedule", as: "bob", method: "POST", path: "/sets/nope/schedule/withdraw", want: 404},
+		{op: "withdrawSchedule", as: "bob", method: "POST", path: "/sets/access-tokens/schedule/withdraw", want: 204},
+		{op: "report", as: "bob", method: "GET", path: "/report", want: 200, check: func(rep adminhttp.Report) error {
+			if l := line(rep, vars["fresh"]); l.ReviewPending || l.ApprovedBy != "bob" || rep.ReviewPending != 0 {
+				return fmt.Errorf("fresh key %+v, %d pending review; want it reviewed by bob", l, rep.ReviewPending)
+			}
+			if !slices.Equal(rep.Schedules, []adminhttp.SetSchedule{{Set: set}}) {
+				return fmt.Errorf("schedules %+v, want none after the withdrawal", rep.Schedules)
+			}
+			return nil
+		}},
+		{op: "createKey", as: "alice", method: "POST", path: "/sets/data/keys", want: 201, save: "data1"},
+		{op: "approveKey", as: "bob", method: "POST", path: "/keys/{data1}/approve", want: 204},
+		{op: "activateKey", as: "carol", method: "POST", path: "/keys/{data1}/activate", want: 204},
+		{op: "rotateSet", as: "alice", method: "POST", path: "/sets/data/rotate", want: 201, save: "data2"},
+		{op: "approveKey", as: "bob", method: "POST", path: "/keys/{data2}/approve", want: 204},
+		{op: "activateKey", as: "carol", method: "POST", path: "/keys/{data2}/activate", want: 204, advance: time.Hour},
+		{op: "approveRetire", as: "dave", method: "POST", path: "/keys/{data1}/approve-retire", want: 403},
+		{op: "approveRetire", as: "bob", method: "POST", path: "/keys/{data2}/approve-retire", want: 409},
+		{op: "approveRetire", as: "bob", method: "POST", path: "/keys/nope/approve-retire", want: 404},
+		{op: "retireKey", as: "dave", method: "POST", path: "/keys/{data1}/retire", want: 409},
+		{op: "approveRetire", as: "bob", method: "POST", path: "/keys/{data1}/approve-retire", want: 204},
+		{op: "report", as: "bob", method: "GET", path: "/report", want: 200, check: func(rep adminhttp.Report) error {
+			l := line(rep, vars["data1"])
+			if !l.NeedsRewrap || !l.RewrapPendingSince.Equal(s.clock.Now().UTC()) || l.RetireApprovedBy != "bob" || rep.NeedsRewrap != 1 {
+				return fmt.Errorf("rotated data key %+v, %d to rewrap; want rewrap pending since now, retirement approved by bob", l, rep.NeedsRewrap)
+			}
+			return nil
+		}},
+		{op: "retireKey", as: "dave", method: "POST", path: "/keys/{data1}/retire", want: 204},
 		{op: "revokeJTI", as: "dave", method: "POST", path: "/revocations/jti", body: `{"jti":"j-1"}`, want: 204},
 		{op: "revokeJTI", as: "dave", method: "POST", path: "/revocations/jti", body: `{"jti":""}`, want: 400},
 		{op: "revokeJTI", as: "alice", method: "POST", path: "/revocations/jti", body: `{"jti":"j-2"}`, want: 403},
@@ -215,6 +269,7 @@ func TestOperations(t *testing.T) {
 			path = strings.ReplaceAll(path, "{"+name+"}", v)
 			body = strings.ReplaceAll(body, "{"+name+"}", v)
 		}
+		s.clock.Advance(st.advance)
 		got, answer := s.do(t, st.as, st.method, path, body)
 		if got != st.want {
 			t.Fatalf("step %d %s %s as %q: status %d, want %d (%s)", i, st.method, path, st.as, got, st.want, answer)
@@ -224,11 +279,29 @@ func TestOperations(t *testing.T) {
 		}
 		seen[st.op] = append(seen[st.op], got)
 		if st.save != "" {
-			var v adminhttp.KeyView
-			if err := json.Unmarshal(answer, &v); err != nil || v.KID == "" {
+			var v struct {
+				adminhttp.KeyView
+				Fresh *adminhttp.KeyView `json:"fresh"`
+			}
+			if err := json.Unmarshal(answer, &v); err != nil {
 				t.Fatalf("step %d: answer %s: %v", i, answer, err)
 			}
+			if v.Fresh != nil {
+				v.KeyView = *v.Fresh
+			}
+			if v.KID == "" {
+				t.Fatalf("step %d: answer %s names no key", i, answer)
+			}
 			vars[st.save] = v.KID
+		}
+		if st.check != nil {
+			var rep adminhttp.Report
+			if err := json.Unmarshal(answer, &rep); err != nil {
+				t.Fatalf("step %d: report %s: %v", i, answer, err)
+			}
+			if err := st.check(rep); err != nil {
+				t.Errorf("step %d: %v", i, err)
+			}
 		}
 		if got >= 400 {
 			var e adminhttp.ErrorBody
@@ -256,13 +329,8 @@ func TestOperations(t *testing.T) {
 	if k, err := s.ring.Key(keyring.WithPrincipal(context.Background(), principals["bob"]), "core-1"); err != nil || k.CreatedBy != "alice" || k.State != keyring.Pending {
 		t.Fatalf("imported key = %v (%v), want pending, created by alice", k, err)
 	}
-	_, answer := s.do(t, "bob", "GET", "/report", "")
-	var rep adminhttp.Report
-	if err := json.Unmarshal(answer, &rep); err != nil {
-		t.Fatal(err)
-	}
-	if rep.BreakGlass != 1 {
-		t.Fatalf("report counts %d break-glass keys, want 1: %s", rep.BreakGlass, answer)
+	if k, err := s.ring.Key(keyring.WithPrincipal(context.Background(), principals["bob"]), vars["data1"]); err != nil || k.State != keyring.Retired {
+		t.Fatalf("rotated data key after approve-retire and retire = %v (%v), want retired", k, err)
 	}
 }
 
@@ -274,8 +342,8 @@ func TestSpecRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Routes: %v", err)
 	}
-	if len(routes) < 16 {
-		t.Fatalf("spec has %d operations, want at least 16", len(routes))
+	if len(routes) < 19 {
+		t.Fatalf("spec has %d operations, want at least 19", len(routes))
 	}
 	for _, rt := range routes {
 		path := strings.NewReplacer("{kid}", "k", "{set}", "s", "{name}", "n").Replace(rt.Path)
