@@ -108,7 +108,8 @@ func (h *host) kid(t *testing.T, id, roles string, args ...string) string {
 }
 
 const config = `{
-  "sets": [{"name": "access-tokens", "owner": "team-identity", "algorithm": "ES256"}],
+  "sets": [{"name": "access-tokens", "owner": "team-identity", "algorithm": "ES256"},
+           {"name": "data", "purpose": "encryption", "owner": "team-data", "pre_publication": "1ms"}],
   "secrets": [{"name": "db-password", "owner": "team-db"}]
 }`
 
@@ -206,12 +207,49 @@ func lifecycle(t *testing.T, h *host) (first, fresh string) {
 	h.want(t, 5, "", "dave", "security-officer", "emergency", first, "--incident", "INC-7") // already compromised
 	h.want(t, 2, "", "dave", "security-officer", "emergency", er.Fresh.KID)                 // --incident missing
 
-	r = h.want(t, 0, "", "bob", "approver", "report")
-	for _, want := range []string{"DAYS-OVERDUE", "BREAK-GLASS", "awaiting review (INC-7)", "1 break-glass awaiting review"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Fatalf("report lacks %q:\n%s", want, r.stdout)
-		}
+	h.reportHas(t, "DAYS-OVERDUE", "NOTES", "break-glass awaiting review (INC-7)", "1 break-glass awaiting review",
+		"SCHEDULE-APPROVED-BY", "access-tokens  bob")
+	rep := h.report(t)
+	if l := reportLine(rep, er.Fresh.KID); !l.ReviewPending || l.Incident != "INC-7" || rep.ReviewPending != 1 {
+		t.Fatalf("report --json: fresh key %+v, %d pending review; want it pending review under INC-7", l, rep.ReviewPending)
 	}
+	h.want(t, 3, "", "dave", "security-officer", "review", er.Fresh.KID) // ran the emergency rotation
+	h.want(t, 3, "", "alice", "issuer", "review", er.Fresh.KID)          // wrong role
+	h.want(t, 4, "", "bob", "approver", "review", "nope")
+	h.want(t, 2, "", "bob", "approver", "review")
+	r = h.want(t, 0, "", "bob", "approver", "review", er.Fresh.KID)
+	if !strings.Contains(r.stdout, "review done") || !strings.Contains(r.stdout, "approved by:     bob") {
+		t.Fatalf("review printed %q, want the key's record approved by bob", r.stdout)
+	}
+	h.want(t, 5, "", "bob", "approver", "review", er.Fresh.KID) // reviewed already
+	h.reportHas(t, "incident INC-7", "0 break-glass awaiting review")
+
+	h.want(t, 3, "", "alice", "issuer", "schedule", "withdraw", "--set", "access-tokens")
+	h.want(t, 4, "", "bob", "approver", "schedule", "withdraw", "--set", "nope")
+	h.want(t, 2, "", "bob", "approver", "schedule", "withdraw")
+	r = h.want(t, 0, "", "bob", "approver", "schedule", "withdraw", "--set", "access-tokens", "--json")
+	if !strings.Contains(r.stdout, `"withdrawn_by": "bob"`) {
+		t.Fatalf("schedule withdraw printed %s", r.stdout)
+	}
+	h.reportHas(t, "access-tokens  none: rotations need an operator")
+
+	d1 := h.kid(t, "alice", "issuer", "create", "--set", "data")
+	h.want(t, 0, "", "bob", "approver", "approve", d1)
+	h.want(t, 0, "", "carol", "deployer", "activate", d1)
+	d2 := h.kid(t, "alice", "issuer", "rotate", "--set", "data")
+	h.want(t, 0, "", "bob", "approver", "approve", d2)
+	h.want(t, 0, "", "carol", "deployer", "activate", d2) // pre-publication of 1ms is over
+	h.want(t, 3, "", "dave", "security-officer", "approve-retire", d1)
+	h.want(t, 5, "", "bob", "approver", "approve-retire", d2) // the active key
+	h.want(t, 4, "", "bob", "approver", "approve-retire", "nope")
+	h.reportHas(t, "rewrap pending since", "1 data keys to rewrap")
+	h.want(t, 0, "", "bob", "approver", "approve-retire", d1)
+	rep = h.report(t)
+	if l := reportLine(rep, d1); !l.NeedsRewrap || l.RewrapPendingSince.IsZero() || l.RetireApprovedBy != "bob" {
+		t.Fatalf("report --json: rotated data key %+v, want rewrap pending, retirement approved by bob", l)
+	}
+	h.reportHas(t, "retirement approved by bob")
+	h.want(t, 0, "", "dave", "security-officer", "retire", d1)
 
 	h.want(t, 3, "s3cret\n", "bob", "approver", "secrets", "rotate", "db-password")
 	r = h.want(t, 0, "s3cret\n", "alice", "issuer", "secrets", "rotate", "db-password", "--json")
@@ -243,6 +281,37 @@ func lifecycle(t *testing.T, h *host) (first, fresh string) {
 	h.want(t, 0, "", "bob", "approver", "approve", imported)
 	h.oldTokenVerifies(t, oldToken)
 	return first, er.Fresh.KID
+}
+
+// report runs report --json.
+func (h *host) report(t *testing.T) adminhttp.Report {
+	t.Helper()
+	r := h.want(t, 0, "", "bob", "approver", "report", "--json")
+	var rep adminhttp.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("report --json %s: %v", r.stdout, err)
+	}
+	return rep
+}
+
+func reportLine(rep adminhttp.Report, kid string) adminhttp.ReportLine {
+	for _, l := range rep.Keys {
+		if l.KID == kid {
+			return l
+		}
+	}
+	return adminhttp.ReportLine{}
+}
+
+// reportHas runs report and checks that its text holds each of want.
+func (h *host) reportHas(t *testing.T, want ...string) {
+	t.Helper()
+	r := h.want(t, 0, "", "bob", "approver", "report")
+	for _, w := range want {
+		if !strings.Contains(r.stdout, w) {
+			t.Fatalf("report lacks %q:\n%s", w, r.stdout)
+		}
+	}
 }
 
 // oldTokenVerifies checks, from the test process as the host would, that
@@ -330,7 +399,8 @@ func TestFileStore(t *testing.T) {
 		actors[rec.Event.Type][rec.Event.Actor] = true
 	}
 	for typ, who := range map[audit.Type]string{audit.KeyCreated: "alice", audit.KeyApproved: "bob", audit.KeyActivated: "carol",
-		audit.IncidentDeclared: "dave", audit.AccessDenied: "bob", audit.SecretRotated: "dave"} {
+		audit.IncidentDeclared: "dave", audit.AccessDenied: "bob", audit.SecretRotated: "dave", audit.KeyReviewed: "bob",
+		audit.PolicyWithdrawn: "bob", audit.PolicyApproved: "bob", audit.KeyRetired: "dave"} {
 		if !actors[typ][who] {
 			t.Errorf("no %s event by %s in the audit log (%v)", typ, who, actors[typ])
 		}
@@ -443,6 +513,11 @@ func TestPostgres(t *testing.T) {
 	var actor string
 	if err := conn.QueryRow(ctx, "SELECT event::json->>'actor' FROM "+schema+".tokenkms_audit WHERE event::json->>'type' = 'revocation.jti' AND event::json->>'outcome' = 'success'").Scan(&actor); err != nil || actor != "dave" {
 		t.Fatalf("audited jti revocation by %q (%v), want dave", actor, err)
+	}
+	for typ, who := range map[audit.Type]string{audit.KeyReviewed: "bob", audit.PolicyWithdrawn: "bob"} {
+		if err := conn.QueryRow(ctx, "SELECT event::json->>'actor' FROM "+schema+".tokenkms_audit WHERE event::json->>'type' = $1 AND event::json->>'outcome' = 'success'", string(typ)).Scan(&actor); err != nil || actor != who {
+			t.Errorf("audited %s by %q (%v), want %s", typ, actor, err, who)
+		}
 	}
 	r := h.want(t, 0, "", "", "", "audit", "verify")
 	if !strings.HasPrefix(r.stdout, "ok: ") {
