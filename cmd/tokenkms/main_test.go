@@ -320,6 +320,25 @@ func (h *host) reportHas(t *testing.T, want ...string) {
 // same keyring code over another store).
 func (h *host) oldTokenVerifies(t *testing.T, token string) {
 	t.Helper()
+	ring, store := h.hostRing(t)
+	if ring == nil {
+		return
+	}
+	defer store.Close()
+	v, err := verifier.New(ring, verifier.Policy{Issuer: lifecycletest.IssuerURL, Audience: []string{lifecycletest.Audience}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), token); err != nil {
+		t.Fatalf("token signed before the migration: %v", err)
+	}
+}
+
+// hostRing opens the host's file store in the test process, as the host
+// itself would, with its access-tokens set; the caller closes the store
+// before the next command. Nil on PostgreSQL.
+func (h *host) hostRing(t *testing.T) (*keyring.Keyring, *filestore.Store) {
+	t.Helper()
 	path := ""
 	for _, e := range h.env {
 		if v, ok := strings.CutPrefix(e, "TOKENKMS_STORE="); ok && !strings.HasPrefix(v, "postgres") {
@@ -327,13 +346,12 @@ func (h *host) oldTokenVerifies(t *testing.T, token string) {
 		}
 	}
 	if path == "" {
-		return
+		return nil, nil
 	}
 	store, err := filestore.Open(path)
 	if err != nil {
 		t.Fatalf("filestore.Open: %v", err)
 	}
-	defer store.Close()
 	kek, err := os.ReadFile(filepath.Join(h.dir, "kek"))
 	if err != nil {
 		t.Fatal(err)
@@ -343,15 +361,35 @@ func (h *host) oldTokenVerifies(t *testing.T, token string) {
 	ring, err := keyring.New(context.Background(), keyring.Config{Store: store, Providers: map[string]signer.Provider{"local": lp},
 		Sets: []keyring.SetPolicy{{Name: "access-tokens", Owner: "team-identity"}}})
 	if err != nil {
+		store.Close()
 		t.Fatalf("keyring.New: %v", err)
 	}
-	v, err := verifier.New(ring, verifier.Policy{Issuer: lifecycletest.IssuerURL, Audience: []string{lifecycletest.Audience}})
-	if err != nil {
-		t.Fatal(err)
+	return ring, store
+}
+
+// TestReportStandby: the standby key the host's Tick keeps under a
+// standing schedule approval is flagged by report.
+func TestReportStandby(t *testing.T) {
+	h := newHost(t, "")
+	first := h.kid(t, "alice", "issuer", "create", "--set", "access-tokens")
+	h.want(t, 0, "", "bob", "approver", "approve", first)
+	h.want(t, 0, "", "carol", "deployer", "activate", first)
+	h.want(t, 0, "", "bob", "approver", "schedule", "approve", "--set", "access-tokens")
+	ring, store := h.hostRing(t)
+	err := ring.Tick(context.Background())
+	if cerr := store.Close(); err != nil || cerr != nil {
+		t.Fatalf("the host's Tick: %v; closing its store: %v", err, cerr)
 	}
-	if _, err := v.Verify(context.Background(), token); err != nil {
-		t.Fatalf("token signed before the migration: %v", err)
+	var standby []adminhttp.ReportLine
+	for _, l := range h.report(t).Keys {
+		if l.Standby {
+			standby = append(standby, l)
+		}
 	}
+	if len(standby) != 1 || standby[0].KID == first || standby[0].State != "pending" {
+		t.Fatalf("standby keys in report --json: %+v, want one pending key besides %s", standby, first)
+	}
+	h.reportHas(t, standby[0].KID, "standby", "access-tokens  bob")
 }
 
 // TestFileStore runs the CLI on a filestore with its hash-chained audit

@@ -498,3 +498,42 @@ func TestImportJWKKeepsKID(t *testing.T) {
 		t.Fatalf("answer holds private key material: %s", body)
 	}
 }
+
+// TestReportStandby: the standby key that Tick keeps under a standing
+// schedule approval is flagged in the report, next to its set's approval.
+func TestReportStandby(t *testing.T) {
+	s := newServer(t, nil)
+	code, body := s.do(t, "alice", "POST", "/sets/access-tokens/keys", "")
+	var k adminhttp.KeyView
+	if err := json.Unmarshal(body, &k); code != http.StatusCreated || err != nil {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	first := k.KID
+	for _, st := range []struct{ as, path string }{
+		{"bob", "/keys/" + first + "/approve"}, {"carol", "/keys/" + first + "/activate"}, {"bob", "/sets/access-tokens/schedule/approve"},
+	} {
+		if code, body := s.do(t, st.as, "POST", st.path, ""); code != http.StatusNoContent {
+			t.Fatalf("%s as %s: %d %s", st.path, st.as, code, body)
+		}
+	}
+	if err := s.ring.Tick(context.Background()); err != nil {
+		t.Fatalf("Tick: %v", err)
+	}
+	_, answer := s.do(t, "bob", "GET", "/report", "")
+	var rep adminhttp.Report
+	if err := json.Unmarshal(answer, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var standby []string
+	for _, l := range rep.Keys {
+		if l.Standby {
+			standby = append(standby, l.KID)
+			if l.State != "pending" || l.ScheduleApprovedBy != "bob" {
+				t.Errorf("standby line %+v: want pending, under bob's standing approval", l)
+			}
+		}
+	}
+	if len(standby) != 1 || standby[0] == first {
+		t.Fatalf("standby keys in the report %v, want one that is not the active %s: %s", standby, first, answer)
+	}
+}
