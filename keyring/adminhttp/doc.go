@@ -1,7 +1,9 @@
 // Package adminhttp serves the keyring's administration as JSON over
 // net/http: list, show and report keys; create, approve, activate, rotate,
-// retire, import; emergency rotation; revocation by jti or kid; standing
-// schedule approval; secret rotation; audit-trail verification. The
+// retire, import; approval of a rotated data key's retirement; emergency
+// rotation and the review of its break-glass key; revocation by jti or
+// kid; standing schedule approval and its withdrawal; secret rotation;
+// audit-trail verification. The
 // routes and their answers are described by OpenAPI (openapi.json, served
 // at GET /openapi.json), from which the handler builds its routes.
 //
