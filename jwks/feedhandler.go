@@ -153,25 +153,10 @@ func (h *revocationHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	doc, err := h.document(r.Context(), cur)
 	if err != nil {
-		if h.cfg.OnError != nil {
-			h.cfg.OnError(r, err)
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		writeInternalError(w, r, h.cfg.OnError, err)
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Cache-Control", h.cacheControl)
-	hdr.Set("ETag", doc.etag)
-	if etagMatches(r.Header.Values("If-None-Match"), doc.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	hdr.Set("Content-Type", FeedMediaType)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Length", strconv.Itoa(len(doc.body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(doc.body)
+	writeDocument(w, r, h.cacheControl, doc.etag, FeedMediaType, doc.body)
 }
 
 // document returns the signed document of the changes after cur, from the

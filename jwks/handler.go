@@ -120,26 +120,38 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	enc, err := h.current(r.Context())
 	if err != nil {
-		if h.onError != nil {
-			h.onError(r, err)
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		writeInternalError(w, r, h.onError, err)
 		return
 	}
+	writeDocument(w, r, h.cacheControl, enc.etag, MediaType, enc.body)
+}
+
+// writeInternalError tells onError (if any) why r failed and answers 500
+// without saying why.
+func writeInternalError(w http.ResponseWriter, r *http.Request, onError func(*http.Request, error), err error) {
+	if onError != nil {
+		onError(r, err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// writeDocument answers r with a cacheable document: 304 when r's
+// If-None-Match names etag, else 200 with body (no body for HEAD).
+func writeDocument(w http.ResponseWriter, r *http.Request, cacheControl, etag, mediaType string, body []byte) {
 	hdr := w.Header()
-	hdr.Set("Cache-Control", h.cacheControl)
-	hdr.Set("ETag", enc.etag)
-	if etagMatches(r.Header.Values("If-None-Match"), enc.etag) {
+	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("ETag", etag)
+	if etagMatches(r.Header.Values("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	hdr.Set("Content-Type", MediaType)
+	hdr.Set("Content-Type", mediaType)
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Length", strconv.Itoa(len(enc.body)))
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodGet {
-		w.Write(enc.body)
+	if r.Method != http.MethodHead {
+		w.Write(body)
 	}
 }
 
