@@ -218,16 +218,11 @@ func (f *RevocationFeed) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	f.start = true
-	f.wg.Add(1)
-	go f.loop(ctx)
+	background(&f.wg, ctx, f.base, f.loop)
 	return nil
 }
 
 func (f *RevocationFeed) loop(ctx context.Context) {
-	defer f.wg.Done()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	context.AfterFunc(f.base, cancel)
 	wait := f.cfg.Wait
 	for ctx.Err() == nil {
 		pause := f.cfg.PollInterval
@@ -245,14 +240,8 @@ func (f *RevocationFeed) loop(ctx context.Context) {
 			}
 			pause = f.cfg.Retry
 		}
-		if pause > 0 {
-			t := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if pause > 0 && !sleep(ctx, pause) {
+			return
 		}
 	}
 }

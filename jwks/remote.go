@@ -402,28 +402,42 @@ func (s *RemoteSet) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	s.started = true
-	s.wg.Add(1)
-	go s.loop(ctx)
+	background(&s.wg, ctx, s.base, s.loop)
 	return nil
 }
 
+// background runs loop in a goroutine wg counts, under a context that ends
+// with ctx or with base (which Close cancels): the shared shape of the
+// Start loops of RemoteSet and RevocationFeed.
+func background(wg *sync.WaitGroup, ctx, base context.Context, loop func(context.Context)) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(base, cancel)()
+		loop(ctx)
+	}()
+}
+
+// sleep waits d (none when d <= 0) and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 func (s *RemoteSet) loop(ctx context.Context) {
-	defer s.wg.Done()
 	wait := s.minRefresh
 	if snap := s.snap.Load(); snap != nil {
 		wait = time.Until(snap.refreshAt)
 	}
-	for {
-		t := time.NewTimer(max(wait, 0))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.base.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	for sleep(ctx, wait) {
 		if err := s.Refresh(ctx); err != nil {
 			wait = s.minRefresh
 			continue
