@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenkms/tokenkms/internal/jose"
+	"github.com/tokenkms/tokenkms/verifier"
 )
 
 // benchVerify measures Verify of a valid token through a
@@ -31,6 +32,28 @@ func benchVerify(b *testing.B, alg string) {
 		if _, err := v.Verify(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkVerifyCachedES256 measures Verify of a token answered from the
+// verified-token cache (WithCache): the key lookup, the time checks and
+// the revocation check, no signature.
+func BenchmarkVerifyCachedES256(b *testing.B) {
+	f := newFixture(b, "ES256")
+	ctx := context.Background()
+	v := f.verifier(b, basePolicy(), verifier.WithCache(1024))
+	tok := f.issue(b, testSigner(b, "ES256"), baseClaims())
+	if _, err := v.Verify(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if st := v.CacheStats(); st.Hits == 0 {
+		b.Fatalf("no cache hit: %+v", st)
 	}
 }
 
