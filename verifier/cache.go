@@ -196,7 +196,13 @@ func (v *Verifier) verifyCached(ctx context.Context, e *cacheEntry) (c *tokenkms
 	if !key.Allows(e.alg) || !samePublicKey(key.Public, e.public) {
 		return nil, false, nil
 	}
-	if err := v.checkClaims(ctx, e.kid, e.claims); err != nil {
+	// The entry's claims passed every check of the immutable Policy when
+	// cached: only the time checks and the revocation check can change
+	// their verdict since.
+	if err := v.checkTimes(e.claims); err != nil {
+		return nil, true, err
+	}
+	if err := v.checkRevoked(ctx, e.kid, e.claims); err != nil {
 		return nil, true, err
 	}
 	return cloneClaims(e.claims), true, nil

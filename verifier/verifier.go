@@ -242,20 +242,16 @@ func (v *Verifier) verify(ctx context.Context, token string) (*tokenkms.Claims, 
 // checkClaims applies the policy to the signed claims.
 func (v *Verifier) checkClaims(ctx context.Context, kid string, c *tokenkms.Claims) error {
 	p := v.p
-	now := v.now()
 	switch {
 	case c.ExpiresAt.IsZero():
 		return fmt.Errorf("%w: exp", ErrMissingClaim)
 	case c.IssuedAt.IsZero():
 		return fmt.Errorf("%w: iat", ErrMissingClaim)
-	case !now.Before(c.ExpiresAt.Add(p.Leeway)):
-		return ErrExpired
-	case !c.NotBefore.IsZero() && now.Add(p.Leeway).Before(c.NotBefore):
-		return ErrNotYetValid
-	case now.Add(p.Leeway).Before(c.IssuedAt):
-		return ErrIssuedInFuture
-	case now.Sub(c.IssuedAt) > p.MaxTokenAge:
-		return fmt.Errorf("%w: issued %v ago, at most %v", ErrTooOld, now.Sub(c.IssuedAt).Truncate(time.Second), p.MaxTokenAge)
+	}
+	if err := v.checkTimes(c); err != nil {
+		return err
+	}
+	switch {
 	case c.ExpiresAt.Sub(c.IssuedAt) > p.MaxLifetime:
 		return fmt.Errorf("%w: %v, at most %v", ErrLifetime, c.ExpiresAt.Sub(c.IssuedAt), p.MaxLifetime)
 	case c.Issuer == "":
@@ -273,14 +269,8 @@ func (v *Verifier) checkClaims(ctx context.Context, kid string, c *tokenkms.Clai
 	case c.ID == "":
 		return ErrMissingJTI
 	}
-	if v.revocation != nil {
-		revoked, err := v.revocation.Revoked(ctx, kid, c.ID, c.IssuedAt)
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrRevocationCheck, err)
-		}
-		if revoked {
-			return ErrRevoked
-		}
+	if err := v.checkRevoked(ctx, kid, c); err != nil {
+		return err
 	}
 	if s := firstMissing(c, p.RequiredScopes); s != "" {
 		return fmt.Errorf("%w: %q not granted", ErrScope, s)
@@ -295,6 +285,41 @@ func (v *Verifier) checkClaims(ctx context.Context, kid string, c *tokenkms.Clai
 	}
 	if len(p.AllowedClientIDs) > 0 && !slices.Contains(p.AllowedClientIDs, c.ClientID) {
 		return fmt.Errorf("%w: %q", ErrClientID, clip(c.ClientID))
+	}
+	return nil
+}
+
+// checkTimes applies the policy's time checks, the only ones whose verdict
+// on the same claims changes over time (with the revocation check): exp,
+// nbf and iat with the leeway, and the maximum age.
+func (v *Verifier) checkTimes(c *tokenkms.Claims) error {
+	p := v.p
+	now := v.now()
+	switch {
+	case !now.Before(c.ExpiresAt.Add(p.Leeway)):
+		return ErrExpired
+	case !c.NotBefore.IsZero() && now.Add(p.Leeway).Before(c.NotBefore):
+		return ErrNotYetValid
+	case now.Add(p.Leeway).Before(c.IssuedAt):
+		return ErrIssuedInFuture
+	case now.Sub(c.IssuedAt) > p.MaxTokenAge:
+		return fmt.Errorf("%w: issued %v ago, at most %v", ErrTooOld, now.Sub(c.IssuedAt).Truncate(time.Second), p.MaxTokenAge)
+	}
+	return nil
+}
+
+// checkRevoked asks the RevocationList about the token's jti and kid,
+// failing closed.
+func (v *Verifier) checkRevoked(ctx context.Context, kid string, c *tokenkms.Claims) error {
+	if v.revocation == nil {
+		return nil
+	}
+	revoked, err := v.revocation.Revoked(ctx, kid, c.ID, c.IssuedAt)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrRevocationCheck, err)
+	}
+	if revoked {
+		return ErrRevoked
 	}
 	return nil
 }
