@@ -58,9 +58,9 @@
 // the token cache's hits and misses, and the size and staleness of the
 // RevocationList when it reports them (RevocationSizer,
 // RevocationFreshness, through a RevocationSource such as the keyring).
-// With no provider installed, Verify checks two flags and allocates
-// nothing more. The gRPC counterpart of Middleware is the grpcauth
-// subpackage.
+// With no provider installed, Verify asks its tracer and its two
+// instruments whether they record, and allocates nothing more. The gRPC
+// counterpart of Middleware is the grpcauth subpackage.
 //
 // # Concurrency
 //
