@@ -251,13 +251,20 @@ func lifecycle(t *testing.T, h *host) (first, fresh string) {
 	h.reportHas(t, "retirement approved by bob")
 	h.want(t, 0, "", "dave", "security-officer", "retire", d1)
 
-	h.want(t, 3, "s3cret\n", "bob", "approver", "secrets", "rotate", "db-password")
+	noEcho := func(r result, value string) {
+		t.Helper()
+		if strings.Contains(r.stdout, value) || strings.Contains(r.stderr, value) {
+			t.Fatalf("secrets rotate echoed the value\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
+		}
+	}
+	noEcho(h.want(t, 3, "s3cret\n", "bob", "approver", "secrets", "rotate", "db-password"), "s3cret")
 	r = h.want(t, 0, "s3cret\n", "alice", "issuer", "secrets", "rotate", "db-password", "--json")
-	if strings.Contains(r.stdout, "s3cret") || !strings.Contains(r.stdout, `"version": 1`) {
+	noEcho(r, "s3cret")
+	if !strings.Contains(r.stdout, `"version": 1`) {
 		t.Fatalf("secrets rotate printed %s", r.stdout)
 	}
 	h.want(t, 6, "", "alice", "issuer", "secrets", "rotate", "db-password") // empty value
-	h.want(t, 0, "n3w\n", "dave", "security-officer", "secrets", "rotate", "db-password", "--leak")
+	noEcho(h.want(t, 0, "n3w\n", "dave", "security-officer", "secrets", "rotate", "db-password", "--leak"), "n3w")
 
 	pemFile, oldToken := coreKey(t, "core-2025")
 	keyPath := filepath.Join(h.dir, "core.pem")
