@@ -159,10 +159,7 @@ func cmdKeysList(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 			if err != nil {
 				return err
 			}
-			out := adminhttp.KeyList{Keys: make([]adminhttp.KeyView, 0, len(keys))}
-			for _, k := range keys {
-				out.Keys = append(out.Keys, adminhttp.NewKeyView(k))
-			}
+			out := adminhttp.NewKeyList(keys)
 			return c.print(out, func(w io.Writer) { keyTable(w, out.Keys) })
 		})
 	}
@@ -379,11 +376,7 @@ func cmdEmergency(fs *flag.FlagSet) func(context.Context, *cli, []string) error 
 		}
 		return c.withRing(ctx, func(s *session) error {
 			fresh, err := s.ring.EmergencyRotate(s.ctx, a[0], keyring.Incident{ID: *incident, Reason: *reason, Severity: *severity})
-			res := adminhttp.EmergencyResult{Compromised: a[0]}
-			if fresh.KID != "" {
-				v := adminhttp.NewKeyView(fresh)
-				res.Fresh = &v
-			}
+			res := adminhttp.NewEmergencyResult(a[0], fresh)
 			if err != nil && res.Fresh == nil {
 				return err
 			}

@@ -254,11 +254,7 @@ func (h *handler) listKeys(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	out := KeyList{Keys: make([]KeyView, 0, len(keys))}
-	for _, k := range keys {
-		out.Keys = append(out.Keys, NewKeyView(k))
-	}
-	return http.StatusOK, out, nil
+	return http.StatusOK, NewKeyList(keys), nil
 }
 
 // ParseState reads a state name ("pending", "active", ...), wrapping
@@ -386,11 +382,7 @@ func (h *handler) emergencyRotate(r *http.Request) (int, any, error) {
 	}
 	kid := r.PathValue("kid")
 	fresh, err := h.cfg.Keyring.EmergencyRotate(r.Context(), kid, keyring.Incident{ID: req.Incident, Reason: req.Reason, Severity: req.Severity})
-	res := EmergencyResult{Compromised: kid}
-	if fresh.KID != "" {
-		v := NewKeyView(fresh)
-		res.Fresh = &v
-	}
+	res := NewEmergencyResult(kid, fresh)
 	if err != nil {
 		return 0, res.Fresh, err
 	}

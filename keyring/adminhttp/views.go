@@ -62,6 +62,15 @@ type KeyList struct {
 	Keys []KeyView `json:"keys"`
 }
 
+// NewKeyList converts key records.
+func NewKeyList(keys []keyring.Key) KeyList {
+	out := KeyList{Keys: make([]KeyView, 0, len(keys))}
+	for _, k := range keys {
+		out.Keys = append(out.Keys, NewKeyView(k))
+	}
+	return out
+}
+
 // ReportLine is one key of the compliance report (GET /report): the
 // keyring's KeyReport with the key's approver.
 type ReportLine struct {
@@ -162,6 +171,17 @@ func NewReport(lines []keyring.KeyReport, keys []keyring.Key) Report {
 type EmergencyResult struct {
 	Compromised string   `json:"compromised"`
 	Fresh       *KeyView `json:"fresh,omitempty"`
+}
+
+// NewEmergencyResult describes the emergency rotation of kid, fresh being
+// the key it activated (zero when none).
+func NewEmergencyResult(kid string, fresh keyring.Key) EmergencyResult {
+	res := EmergencyResult{Compromised: kid}
+	if fresh.KID != "" {
+		v := NewKeyView(fresh)
+		res.Fresh = &v
+	}
+	return res
 }
 
 // SecretView is a secret version without its value.
