@@ -37,6 +37,13 @@ func TestGRPCOTel(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// A compact JWS starts with the base64url of `{"`: no token, minted or
+	// forged, reaches a span, a log line or a metric.
+	for _, token := range []string{"eyJ", "not.a.token"} {
+		if strings.Contains(out.String(), token) {
+			t.Errorf("output holds a token (%q)", token)
+		}
+	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out.String())
 	}
