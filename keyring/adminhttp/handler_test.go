@@ -274,6 +274,9 @@ func TestOperations(t *testing.T) {
 		if got != st.want {
 			t.Fatalf("step %d %s %s as %q: status %d, want %d (%s)", i, st.method, path, st.as, got, st.want, answer)
 		}
+		if bytes.Contains(answer, []byte("czNjcjN0")) || bytes.Contains(answer, []byte("s3cr3t")) {
+			t.Fatalf("step %d %s %s: the answer holds the secret value: %s", i, st.method, path, answer)
+		}
 		if !slices.Contains(docs[st.op], got) {
 			t.Errorf("step %d: %s answered %d, which openapi.json does not document (%v)", i, st.op, got, docs[st.op])
 		}
