@@ -426,18 +426,15 @@ func (s *Store) Put(ctx context.Context, k keyring.Key) error {
 	if err := keyring.CheckRecord(k); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if _, ok := s.keys[k.KID]; ok {
-		return fmt.Errorf("%w: %s", keyring.ErrExists, k.KID)
-	}
-	k.Version = 1
-	next := maps.Clone(s.keys)
-	next[k.KID] = k
-	return s.commit(next)
+	return s.change(ctx, func() error {
+		if _, ok := s.keys[k.KID]; ok {
+			return fmt.Errorf("%w: %s", keyring.ErrExists, k.KID)
+		}
+		k.Version = 1
+		next := maps.Clone(s.keys)
+		next[k.KID] = k
+		return s.commit(next, s.approvals)
+	})
 }
 
 // Update replaces a key whose stored version is expectVersion.
@@ -447,6 +444,18 @@ func (s *Store) Update(ctx context.Context, k keyring.Key, expectVersion int64) 
 
 // UpdateBatch applies every update or none, in one file write.
 func (s *Store) UpdateBatch(ctx context.Context, updates []keyring.KeyUpdate) error {
+	return s.change(ctx, func() error {
+		next, err := keyring.ApplyUpdates(s.keys, updates)
+		if err != nil {
+			return err
+		}
+		return s.commit(next, s.approvals)
+	})
+}
+
+// change runs f under the write lock of an open store, once ctx is
+// checked: every change of the key file goes through it.
+func (s *Store) change(ctx context.Context, f func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -455,29 +464,16 @@ func (s *Store) UpdateBatch(ctx context.Context, updates []keyring.KeyUpdate) er
 	if s.closed {
 		return ErrClosed
 	}
-	next, err := keyring.ApplyUpdates(s.keys, updates)
-	if err != nil {
-		return err
-	}
-	return s.commit(next)
+	return f()
 }
 
-// commit writes next and, once it is durable, makes it the state.
-func (s *Store) commit(next map[string]keyring.Key) error {
-	if err := s.write(next, s.approvals); err != nil {
+// commit writes keys and approvals and, once they are durable, makes
+// them the state. s.mu is held for writing.
+func (s *Store) commit(keys map[string]keyring.Key, approvals map[string]keyring.Approval) error {
+	if err := s.write(keys, approvals); err != nil {
 		return err
 	}
-	s.keys = next
-	return nil
-}
-
-// commitApprovals writes next and, once it is durable, makes it the
-// approvals.
-func (s *Store) commitApprovals(next map[string]keyring.Approval) error {
-	if err := s.write(s.keys, next); err != nil {
-		return err
-	}
-	s.approvals = next
+	s.keys, s.approvals = keys, approvals
 	return nil
 }
 
@@ -490,33 +486,24 @@ func (s *Store) PutApproval(ctx context.Context, a keyring.Approval) error {
 	if err := keyring.CheckApproval(a); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	next := maps.Clone(s.approvals)
-	next[keyring.ApprovalID(a.Kind, a.Subject)] = a
-	return s.commitApprovals(next)
+	return s.change(ctx, func() error {
+		next := maps.Clone(s.approvals)
+		next[keyring.ApprovalID(a.Kind, a.Subject)] = a
+		return s.commit(s.keys, next)
+	})
 }
 
 // DeleteApproval removes the approval of kind for subject.
 func (s *Store) DeleteApproval(ctx context.Context, kind keyring.ApprovalKind, subject string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
-	id := keyring.ApprovalID(kind, subject)
-	if _, ok := s.approvals[id]; !ok {
-		return fmt.Errorf("%w: no %s approval for %q", keyring.ErrNotFound, kind, subject)
-	}
-	next := maps.Clone(s.approvals)
-	delete(next, id)
-	return s.commitApprovals(next)
+	return s.change(ctx, func() error {
+		id := keyring.ApprovalID(kind, subject)
+		if _, ok := s.approvals[id]; !ok {
+			return fmt.Errorf("%w: no %s approval for %q", keyring.ErrNotFound, kind, subject)
+		}
+		next := maps.Clone(s.approvals)
+		delete(next, id)
+		return s.commit(s.keys, next)
+	})
 }
 
 // Approvals lists the standing approvals by kind, then subject.
