@@ -2,13 +2,13 @@ package audit_test
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/tokenkms/tokenkms/audit"
 	"github.com/tokenkms/tokenkms/internal/safefile"
+	"github.com/tokenkms/tokenkms/internal/testenv"
 )
 
 // TestOpenChainRefusesUnsafePaths: OpenChain never follows a symbolic link
@@ -29,11 +29,7 @@ func TestOpenChainRefusesUnsafePaths(t *testing.T) {
 			return link(t, filepath.Join(t.TempDir(), "missing.log"), path)
 		}},
 		{name: "directory writable by others", wantWhy: safefile.ErrDirMode, setup: func(t *testing.T, path string) string {
-			dir := filepath.Dir(path)
-			if err := os.Chmod(dir, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.Chmod(dir, 0o700) })
+			testenv.WritableByOthers(t, filepath.Dir(path))
 			return ""
 		}},
 	}
@@ -41,7 +37,10 @@ func TestOpenChainRefusesUnsafePaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
 			victim := tt.setup(t, path)
-			before, _ := os.ReadFile(victim)
+			var before testenv.Victim
+			if victim != "" {
+				before = testenv.RecordVictim(t, victim)
+			}
 			l, err := audit.OpenChain(path)
 			if err == nil {
 				l.Close()
@@ -49,15 +48,8 @@ func TestOpenChainRefusesUnsafePaths(t *testing.T) {
 			if !errors.Is(err, audit.ErrFilePermissions) || !errors.Is(err, tt.wantWhy) {
 				t.Fatalf("OpenChain error = %v, want ErrFilePermissions (%v)", err, tt.wantWhy)
 			}
-			if victim == "" {
-				return
-			}
-			after, err := os.ReadFile(victim)
-			switch {
-			case before == nil && !errors.Is(err, fs.ErrNotExist):
-				t.Errorf("the dangling link's target exists after OpenChain (%v)", err)
-			case before != nil && string(after) != string(before):
-				t.Errorf("the linked chain changed: %d bytes → %d", len(before), len(after))
+			if victim != "" {
+				before.CheckUnchanged(t)
 			}
 		})
 	}

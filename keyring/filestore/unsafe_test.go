@@ -2,13 +2,13 @@ package filestore_test
 
 import (
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tokenkms/tokenkms/internal/safefile"
+	"github.com/tokenkms/tokenkms/internal/testenv"
 	"github.com/tokenkms/tokenkms/keyring"
 	"github.com/tokenkms/tokenkms/keyring/filestore"
 	"github.com/tokenkms/tokenkms/keyring/keyringtest"
@@ -37,11 +37,7 @@ func TestOpenRefusesUnsafePaths(t *testing.T) {
 			return symlinkTo(t, path, false)
 		}},
 		{name: "directory writable by others", wantWhy: safefile.ErrDirMode, setup: func(t *testing.T, path string) string {
-			dir := filepath.Dir(path)
-			if err := os.Chmod(dir, 0o777); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.Chmod(dir, 0o700) })
+			testenv.WritableByOthers(t, filepath.Dir(path))
 			return ""
 		}},
 	}
@@ -49,13 +45,9 @@ func TestOpenRefusesUnsafePaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "keys.json")
 			victim := tt.setup(t, path)
-			var before []byte
-			var beforeMode fs.FileMode
+			var before testenv.Victim
 			if victim != "" {
-				if fi, err := os.Stat(victim); err == nil {
-					beforeMode = fi.Mode()
-					before, _ = os.ReadFile(victim)
-				}
+				before = testenv.RecordVictim(t, victim)
 			}
 			s, err := filestore.Open(path)
 			if err == nil {
@@ -64,19 +56,8 @@ func TestOpenRefusesUnsafePaths(t *testing.T) {
 			if !errors.Is(err, filestore.ErrPermissions) || !errors.Is(err, tt.wantWhy) {
 				t.Fatalf("Open error = %v, want ErrPermissions (%v)", err, tt.wantWhy)
 			}
-			if victim == "" {
-				return
-			}
-			fi, err := os.Stat(victim)
-			switch {
-			case before == nil && !errors.Is(err, fs.ErrNotExist):
-				t.Errorf("the dangling link's target exists after Open (%v)", err)
-			case before != nil && (err != nil || fi.Mode() != beforeMode):
-				t.Errorf("victim mode %v → %v (%v)", beforeMode, fi.Mode(), err)
-			case before != nil:
-				if after, _ := os.ReadFile(victim); string(after) != string(before) {
-					t.Errorf("victim content changed: %q → %q", before, after)
-				}
+			if victim != "" {
+				before.CheckUnchanged(t)
 			}
 		})
 	}
