@@ -229,9 +229,9 @@ func OpenChain(path string, opts ...ChainOption) (*ChainLog, error) {
 		return nil, fmt.Errorf("audit: open chain %s: %w", filepath.Base(path), err)
 	}
 	if created {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("audit: sync directory: %w", err)
 		}
 	}
 	l := &ChainLog{f: f, seq: st.seq, head: st.head}
@@ -239,18 +239,6 @@ func OpenChain(path string, opts ...ChainOption) (*ChainLog, error) {
 		o(l)
 	}
 	return l, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("audit: sync directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("audit: sync directory: %w", err)
-	}
-	return nil
 }
 
 // Emit appends e as the next record, in one write, and (unless

@@ -295,12 +295,7 @@ func newKEK(f *os.File, path string) (kek []byte, err error) {
 	if err := f.Sync(); err != nil {
 		return nil, err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	return kek, nil

@@ -107,3 +107,14 @@ func checkFile(path string, fi fs.FileInfo) error {
 	}
 	return nil
 }
+
+// SyncDir syncs the directory dir, so that a file created or renamed in it
+// survives a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -349,12 +349,7 @@ func writeAtomic(path string, b []byte) error {
 		return fmt.Errorf("filestore: rename: %w", err)
 	}
 	done = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("filestore: open directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := safefile.SyncDir(dir); err != nil {
 		return fmt.Errorf("filestore: sync directory: %w", err)
 	}
 	return nil
