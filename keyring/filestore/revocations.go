@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/tokenkms/tokenkms/internal/safefile"
 	"github.com/tokenkms/tokenkms/verifier"
 )
 
@@ -61,9 +63,17 @@ type Revocations struct {
 // appending.
 func openRevocations(path string, now func() time.Time) (*Revocations, error) {
 	r := &Revocations{path: path, clock: now, mem: verifier.NewMemoryRevocationList(now)}
-	f, _, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND)
+	f, created, err := openFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND)
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		// The journal's entry in its directory must outlive a crash as
+		// its synced appends do.
+		if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("filestore: revocation journal: sync directory: %w", err)
+		}
 	}
 	r.f = f
 	live, err := r.replay(now())
