@@ -21,37 +21,32 @@ import (
 // newStore returns an empty store; it is called once per subtest. A store
 // that also implements keyring.BatchUpdater must apply a batch atomically.
 func TestKeyStore(t *testing.T, newStore func(t *testing.T) keyring.KeyStore) {
-	t.Run("PutGet", func(t *testing.T) {
-		s, ctx := newStore(t), testContext(t)
-		want := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
-		if err := s.Put(ctx, want); err != nil {
-			t.Fatalf("Put: %v", err)
-		}
-		got, err := s.Get(ctx, "kid-1")
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		want.Version = 1
-		if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
-			t.Errorf("Get after Put (-want +got):\n%s", diff)
-		}
-	})
-	t.Run("StandbyRoundTrip", func(t *testing.T) {
-		s, ctx := newStore(t), testContext(t)
-		want := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
-		want.Standby, want.ApprovedBy, want.ApprovedAt = true, "standing:bob", want.CreatedAt
-		if err := s.Put(ctx, want); err != nil {
-			t.Fatalf("Put: %v", err)
-		}
-		got, err := s.Get(ctx, "kid-1")
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		want.Version = 1
-		if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
-			t.Errorf("standby key after Put (-want +got):\n%s", diff)
-		}
-	})
+	for _, tc := range []struct {
+		name    string
+		standby bool
+	}{
+		{name: "PutGet"},
+		{name: "StandbyRoundTrip", standby: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, ctx := newStore(t), testContext(t)
+			want := SampleKey("kid-1", "set-a", keyring.Pending, time.Unix(1_700_000_000, 0))
+			if tc.standby {
+				want.Standby, want.ApprovedBy, want.ApprovedAt = true, "standing:bob", want.CreatedAt
+			}
+			if err := s.Put(ctx, want); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			got, err := s.Get(ctx, "kid-1")
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			want.Version = 1
+			if diff := cmp.Diff(want, got, keyCmp...); diff != "" {
+				t.Errorf("Get after Put (-want +got):\n%s", diff)
+			}
+		})
+	}
 	t.Run("UnknownStateOrPurposeRefused", func(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
