@@ -206,12 +206,9 @@ func (RoleAuthorizer) Authorize(_ context.Context, p Principal, a Action, _ stri
 // error whether the kid exists in another set or not at all: no answer
 // tells a principal about keys outside its sets.
 func (r *Keyring) principalForKey(ctx context.Context, a Action, kid string) (Principal, Key, error) {
-	p, ok := PrincipalFrom(ctx)
-	if !ok {
-		return p, Key{}, r.denied(ctx, Principal{ID: "anonymous"}, a, "", kid, fmt.Errorf("%w: %s", ErrNoPrincipal, a))
-	}
-	if err := p.Validate(); err != nil {
-		return p, Key{}, r.denied(ctx, p, a, "", kid, err)
+	p, err := r.caller(ctx, a, "", kid)
+	if err != nil {
+		return p, Key{}, err
 	}
 	k, err := r.store.Get(ctx, kid)
 	found := err == nil

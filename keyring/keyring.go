@@ -740,15 +740,25 @@ func (r *Keyring) emit(ctx context.Context, e audit.Event) error {
 // principalFor checks that ctx carries a principal allowed to do a on set,
 // and audits a denial.
 func (r *Keyring) principalFor(ctx context.Context, a Action, set, kid string) (Principal, error) {
-	p, ok := PrincipalFrom(ctx)
-	var err error
-	if !ok {
-		err = fmt.Errorf("%w: %s", ErrNoPrincipal, a)
-		p = Principal{ID: "anonymous"}
-	} else if err = p.Validate(); err == nil {
-		err = r.authorizeSet(ctx, p, a, set, r.purposeOf(set))
-	}
+	p, err := r.caller(ctx, a, set, kid)
 	if err != nil {
+		return p, err
+	}
+	if err := r.authorizeSet(ctx, p, a, set, r.purposeOf(set)); err != nil {
+		return p, r.denied(ctx, p, a, set, kid, err)
+	}
+	return p, nil
+}
+
+// caller returns the valid principal ctx carries, and audits its absence
+// ("anonymous") or its invalidity as a denial of a.
+func (r *Keyring) caller(ctx context.Context, a Action, set, kid string) (Principal, error) {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		p = Principal{ID: "anonymous"}
+		return p, r.denied(ctx, p, a, set, kid, fmt.Errorf("%w: %s", ErrNoPrincipal, a))
+	}
+	if err := p.Validate(); err != nil {
 		return p, r.denied(ctx, p, a, set, kid, err)
 	}
 	return p, nil
