@@ -337,6 +337,9 @@ func cmdImport(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 // readInput reads a file, or stdin for "-".
 func (c *cli) readInput(name string) ([]byte, error) {
 	if name == "-" {
+		if err := c.stdinNotTerminal("the private key"); err != nil {
+			return nil, err
+		}
 		return io.ReadAll(io.LimitReader(c.stdin, 1<<20))
 	}
 	b, err := os.ReadFile(name)
@@ -480,10 +483,26 @@ func scheduleAction(fs *flag.FlagSet, act func(*keyring.Keyring, context.Context
 	}
 }
 
+// stdinNotTerminal refuses to read what (secret material) from a
+// terminal, which would show it on the screen as it is typed.
+func (c *cli) stdinNotTerminal(what string) error {
+	f, ok := c.stdin.(*os.File)
+	if !ok {
+		return nil
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return fmt.Errorf("%w: %s is read from standard input, which is a terminal or device here: typing it would show it on the screen; pipe it in (from a file or a secret manager)", errUsage, what)
+	}
+	return nil
+}
+
 func cmdSecretsRotate(fs *flag.FlagSet) func(context.Context, *cli, []string) error {
 	leak := fs.Bool("leak", false, "")
 	return func(ctx context.Context, c *cli, a []string) error {
 		if err := args(a, "NAME"); err != nil {
+			return err
+		}
+		if err := c.stdinNotTerminal("the new value"); err != nil {
 			return err
 		}
 		value, err := io.ReadAll(io.LimitReader(c.stdin, keyring.MaxSecretSize+2))

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,6 +86,30 @@ func (h *host) run(t *testing.T, stdin, id, roles string, args ...string) result
 		t.Fatalf("run %v: %v", args, err)
 	}
 	return r
+}
+
+// TestSecretNotFromTerminal: secret material is never read from a
+// terminal or device, where typing it would show it on the screen
+// (/dev/null stands for the terminal: both are character devices).
+func TestSecretNotFromTerminal(t *testing.T) {
+	h := newHost(t, "")
+	for _, args := range [][]string{{"secrets", "rotate", "db-password"}, {"import", "--set", "access-tokens", "--key", "-"}} {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, binary, args...)
+		cmd.Env = append(os.Environ(), append(h.env, "TOKENKMS_PRINCIPAL=alice", "TOKENKMS_ROLES=issuer")...)
+		cmd.Stdin = devNull
+		out, err := cmd.CombinedOutput()
+		cancel()
+		devNull.Close()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "pipe it in") {
+			t.Fatalf("tokenkms %s with a device on stdin: %v, %s; want exit 2 saying to pipe it in", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 // want runs the binary and checks its exit code.
