@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenkms/tokenkms/internal/safefile"
+	"github.com/tokenkms/tokenkms/internal/testenv"
 )
 
 // nobody is a uid that is neither root nor the test's.
@@ -59,7 +60,10 @@ func TestOpenRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.rootOnly && os.Geteuid() != 0 {
-				t.Skip("chown to another user needs root (./scripts/test runs as root)")
+				if os.Getenv(testenv.Services) == "1" {
+					t.Fatal("chown to another user needs root, and ./scripts/test runs as root")
+				}
+				t.Skip("chown to another user needs root: run ./scripts/test")
 			}
 			dir := t.TempDir()
 			path, victim := tt.setup(t, dir)
